@@ -1,0 +1,3 @@
+from depotline.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""The assembly: the one place that imports every domain and wires routes, jobs and handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from arq.worker import Worker
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Litestar
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+from redis.asyncio import Redis
+from swagger_ui_bundle import swagger_ui_path
+
+from depotline import __version__, i18n
+from depotline.config import Settings, get_settings
+from depotline.db import Database
+from depotline.jobs import build_worker, create_job_pool
+from depotline.observability import configure_logging, request_id_middleware
+from depotline.outbox import Handler
+from depotline.problems import http_exception_handler, unhandled_exception_handler
+from depotline.routes import HealthController, HomeController
+
+#: Every domain's arq job functions.
+JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()
+#: Outbox topic -> handlers run by the worker, in order.
+OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = {}
+#: Demo data loaders, in dependency order; each returns lines to print for the user.
+DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = ()
+
+
+def template_environment(settings: Settings) -> Environment:
+    catalogs = i18n.Catalogs(settings.frontend_dir / "locale")
+    env = Environment(
+        loader=FileSystemLoader(settings.frontend_dir / "templates"),
+        autoescape=select_autoescape(["html", "xml"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        catalogs.gettext, catalogs.ngettext, newstyle=True
+    )
+    env.globals.update(
+        version=__version__,
+        locales=i18n.LOCALES,
+        locale_names=i18n.LOCALE_NAMES,
+        current_locale=i18n.current_locale.get,
+        html_lang=lambda: i18n.HTML_LANG[i18n.current_locale.get()],
+    )
+    return env
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def open_connections(app: Litestar) -> None:
+        app.state.db = Database(settings.app_url, pool_size=settings.db_pool_size)
+        app.state.redis = Redis.from_url(
+            settings.required_redis_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        app.state.jobs = await create_job_pool(settings.required_redis_url)
+
+    async def close_connections(app: Litestar) -> None:
+        await app.state.jobs.aclose()
+        await app.state.redis.aclose()
+        await app.state.db.dispose()
+
+    def provide_db(state: State) -> Database:
+        db: Database = state.db
+        return db
+
+    def provide_redis(state: State) -> Redis:
+        redis: Redis = state.redis
+        return redis
+
+    prometheus = PrometheusConfig(app_name="depotline", prefix="depotline", group_path=True)
+    openapi = OpenAPIConfig(
+        title="Depotline",
+        version=__version__,
+        path="/schema",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+                css_url="/vendor/swagger-ui/swagger-ui.css",
+                standalone_preset_js_url="/vendor/swagger-ui/swagger-ui-standalone-preset.js",
+                favicon="<link rel='icon' type='image/svg+xml' href='/static/favicon.svg'>",
+            )
+        ],
+    )
+    app = Litestar(
+        route_handlers=[
+            HealthController,
+            HomeController,
+            PrometheusController,
+            create_static_files_router(
+                path="/static", directories=[settings.frontend_dir / "static"], name="static"
+            ),
+            create_static_files_router(
+                path="/vendor/swagger-ui",
+                directories=[swagger_ui_path],
+                name="swagger-ui",
+                include_in_schema=False,
+            ),
+        ],
+        dependencies={
+            "db": Provide(provide_db, sync_to_thread=False),
+            "redis": Provide(provide_redis, sync_to_thread=False),
+        },
+        middleware=[prometheus.middleware],
+        on_startup=[open_connections],
+        on_shutdown=[close_connections],
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            Exception: unhandled_exception_handler,
+        },
+        template_config=TemplateConfig(
+            engine=JinjaTemplateEngine.from_environment(template_environment(settings))
+        ),
+        openapi_config=openapi,
+        logging_config=None,
+        debug=False,
+    )
+    # Outside Litestar's router, so that even a 404 for an unknown path carries a request id and
+    # is answered in the caller's language (route middleware runs only for routes that exist).
+    app.asgi_handler = request_id_middleware(
+        i18n.locale_middleware(settings.default_locale)(app.asgi_handler)
+    )
+    return app
+
+
+def create_worker(settings: Settings | None = None, *, burst: bool = False) -> Worker:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return build_worker(settings, functions=JOB_FUNCTIONS, handlers=OUTBOX_HANDLERS, burst=burst)

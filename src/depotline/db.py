@@ -1,0 +1,102 @@
+"""Engine, sessions, the tenant scope and the base model mixins.
+
+Tenant isolation is enforced twice. Repositories scope every query by tenant, and PostgreSQL
+row-level security catches anything that slips past: each transaction sets
+`app.tenant_id` from the `current_tenant` context variable with `set_config(..., true)`, and the
+policies call `depotline_current_tenant()`, which raises when no scope is set. A query on a
+tenant-owned table without a scope therefore fails instead of returning every tenant's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy import DateTime, event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlmodel import Field, SQLModel
+
+current_tenant: ContextVar[UUID | None] = ContextVar("current_tenant", default=None)
+
+
+class NoTenantScopeError(RuntimeError):
+    """A tenant-owned row was created or queried with no tenant scope set."""
+
+
+def require_tenant() -> UUID:
+    tenant_id = current_tenant.get()
+    if tenant_id is None:
+        raise NoTenantScopeError("no tenant scope is set for this operation")
+    return tenant_id
+
+
+@contextmanager
+def tenant_scope(tenant_id: UUID) -> Iterator[UUID]:
+    """Run the enclosed block (and every transaction begun in it) as `tenant_id`."""
+    token = current_tenant.set(tenant_id)
+    try:
+        yield tenant_id
+    finally:
+        current_tenant.reset(token)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TenantOwned(SQLModel):
+    """Mixin for every table that belongs to a tenant.
+
+    `tenant_id` leads the primary key so the schema can be distributed by tenant later (Citus) and
+    every tenant's rows sit together in the index. It defaults to the current scope and refuses to
+    be created without one.
+    """
+
+    tenant_id: UUID = Field(default_factory=require_tenant, primary_key=True)
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+
+
+class Timestamped(SQLModel):
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False
+    )
+
+
+@event.listens_for(Session, "after_begin")
+def _apply_tenant_scope(
+    session: Session, transaction: SessionTransaction, connection: Connection
+) -> None:
+    # Transaction-local (the `true`), so a pooled connection never carries a scope over.
+    tenant_id = current_tenant.get()
+    connection.execute(
+        text("select set_config('app.tenant_id', :tenant, true)"),
+        {"tenant": str(tenant_id) if tenant_id else ""},
+    )
+
+
+class Database:
+    """One engine and its session factory. The app and the worker each own one."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits on success and rolls back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,85 @@
+"""arq on Redis: worker settings, JSON job serialisation (never pickle) and the outbox jobs.
+
+Which jobs and outbox handlers exist is decided in `depotline.app`, the one place that wires
+the domains together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from arq import cron
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker
+
+from depotline import outbox
+from depotline.config import Settings
+from depotline.db import Database
+
+QUEUE = "depotline:jobs"
+
+
+def serialize(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, default=str, separators=(",", ":")).encode()
+
+
+def deserialize(data: bytes) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(data)
+    return loaded
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return RedisSettings.from_dsn(url)
+
+
+async def create_job_pool(url: str) -> ArqRedis:
+    """The connection the app (and tests) enqueue jobs with."""
+    return await create_pool(
+        redis_settings(url),
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=QUEUE,
+    )
+
+
+async def relay_outbox(ctx: dict[str, Any]) -> int:
+    redis: ArqRedis = ctx["redis"]
+    return await outbox.relay(ctx["db"], redis.enqueue_job)
+
+
+async def handle_outbox_event(ctx: dict[str, Any], event_id: str) -> bool:
+    return await outbox.handle_event(ctx["db"], ctx["handlers"], UUID(event_id))
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    functions: Sequence[Callable[..., Any]] = (),
+    handlers: Mapping[str, Sequence[outbox.Handler]] | None = None,
+    burst: bool = False,
+) -> Worker:
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["db"] = Database(settings.app_url, pool_size=settings.db_pool_size)
+        ctx["handlers"] = handlers or {}
+        ctx["settings"] = settings
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        await ctx["db"].dispose()
+
+    return Worker(
+        functions=[handle_outbox_event, *functions],
+        cron_jobs=[cron(relay_outbox, second=set(range(60)), run_at_startup=True, unique=True)],
+        queue_name=QUEUE,
+        redis_settings=redis_settings(settings.required_redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        burst=burst,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        handle_signals=not burst,
+        poll_delay=0.2,
+        max_tries=5,
+    )
