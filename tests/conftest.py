@@ -93,7 +93,7 @@ def settings(owner_url: str, redis_url: str, test_data_dir: Path) -> Settings:
         redis_url=redis_url,
         data_dir=test_data_dir,
         log_format="console",
-        secret_key="test-secret-key-test-secret-key-0123456789",  # type: ignore[arg-type]
+        secret_key="test-secret-key-test-secret-key-0123456789",
     )
 
 
@@ -116,13 +116,17 @@ async def clean_db(owner_engine: AsyncEngine) -> None:
     """Empty every table (the schema stays migrated)."""
     async with owner_engine.begin() as conn:
         tables = (
-            await conn.execute(
-                text(
-                    "select tablename from pg_tables where schemaname = 'public' "
-                    "and tablename <> 'alembic_version'"
+            (
+                await conn.execute(
+                    text(
+                        "select tablename from pg_tables where schemaname = 'public' "
+                        "and tablename <> 'alembic_version'"
+                    )
                 )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if tables:
             await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
 

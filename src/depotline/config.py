@@ -31,13 +31,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_prefix="")
 
     environment: Literal["development", "test", "production"] = "development"
+    # URLs may carry passwords: kept out of repr() so they never reach a log line.
     #: Owner connection used by migrations. Empty means "start the embedded PostgreSQL".
-    database_url: str | None = Field(default=None)
+    database_url: str | None = Field(default=None, repr=False)
     #: Connection the app uses. Empty means: DATABASE_URL with the user replaced by the app role.
-    app_database_url: str | None = Field(default=None)
+    app_database_url: str | None = Field(default=None, repr=False)
     app_db_password: SecretStr | None = Field(default=None)
     #: Empty means "start the embedded Redis".
-    redis_url: str | None = Field(default=None)
+    redis_url: str | None = Field(default=None, repr=False)
     data_dir: Path = Field(default=REPO_ROOT / ".data")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -73,7 +74,9 @@ class Settings(BaseSettings):
     @property
     def owner_database_url(self) -> str:
         if not self.database_url:
-            raise SettingsError("DATABASE_URL is not set and the embedded PostgreSQL is not running")
+            raise SettingsError(
+                "DATABASE_URL is not set and the embedded PostgreSQL is not running"
+            )
         return async_url(self.database_url)
 
     @property

@@ -34,7 +34,8 @@ class EmbeddedPostgres:
         log.info("embedded postgres starting", pgdata=str(pgdata), fresh=fresh)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
         self._server = server
-        exists = server.psql(f"select 1 from pg_database where datname = '{DATABASE_NAME}';")
+        query = f"select 1 from pg_database where datname = '{DATABASE_NAME}';"  # noqa: S608 (a constant)
+        exists = server.psql(query)
         if "(1 row)" not in exists:
             server.psql(f"create database {DATABASE_NAME};")
         socket_dir = _socket_dir(server.get_uri())

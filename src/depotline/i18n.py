@@ -8,8 +8,8 @@ The locale of a request comes from `?lang=`, then the `lang` cookie, then Accept
 from __future__ import annotations
 
 import gettext
-from contextvars import ContextVar
 from collections.abc import Callable
+from contextvars import ContextVar
 from io import BytesIO
 from pathlib import Path
 from typing import Final
@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 LOCALES: Final = ("en", "zh_Hans", "zh_Hant")
@@ -83,7 +84,7 @@ def negotiate(accept_language: str) -> str | None:
 def locale_middleware(default: str) -> Callable[[ASGIApp], ASGIApp]:
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             locale = _locale_of(scope) or default

@@ -71,7 +71,9 @@ def build_worker(
 
     return Worker(
         functions=[handle_outbox_event, *functions],
-        cron_jobs=[cron(relay_outbox, second=set(range(60)), run_at_startup=True, unique=True)],
+        # arq schedules cron runs as future jobs, so a burst worker (which stops when the queue is
+        # empty) would never stop: burst runs only what is queued.
+        cron_jobs=[] if burst else [cron(relay_outbox, second=set(range(60)), run_at_startup=True)],
         queue_name=QUEUE,
         redis_settings=redis_settings(settings.required_redis_url),
         on_startup=startup,

@@ -8,6 +8,7 @@ import sys
 import uuid
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -67,7 +68,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     access_log = structlog.get_logger("depotline.access")
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             await app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
@@ -88,9 +89,12 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             try:
                 await app(scope, receive, send_with_id)
             finally:
-                if scope["type"] == "http" and scope["path"] not in ("/healthz", "/metrics"):
+                if scope["type"] == ScopeType.HTTP and scope["path"] not in (
+                    "/healthz",
+                    "/metrics",
+                ):
                     access_log.info(
-                        "request", method=scope["method"], path=scope["path"], status=status
+                        "request", method=scope.get("method"), path=scope["path"], status=status
                     )
 
     return middleware

@@ -18,8 +18,8 @@ from uuid import UUID, uuid4
 import structlog
 from sqlalchemy import Column, DateTime, or_
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from depotline.db import Database, current_tenant, tenant_scope, utcnow
 
@@ -82,7 +82,7 @@ class OutboxRepository:
 def publish(
     session: AsyncSession, topic: str, payload: Mapping[str, Any], *, tenant_id: UUID | None = None
 ) -> OutboxEvent:
-    """Record an event in the caller's transaction. It is relayed only if that transaction commits."""
+    """Record an event in the caller's transaction; it is relayed only if that commits."""
     event = OutboxEvent(
         topic=topic, payload=dict(payload), tenant_id=tenant_id or current_tenant.get()
     )
@@ -107,7 +107,9 @@ async def relay(db: Database, enqueue: Enqueue, *, limit: int = 200) -> int:
     return len(events)
 
 
-async def handle_event(db: Database, handlers: Mapping[str, Sequence[Handler]], event_id: UUID) -> bool:
+async def handle_event(
+    db: Database, handlers: Mapping[str, Sequence[Handler]], event_id: UUID
+) -> bool:
     """Run the handlers subscribed to the event's topic, once. Returns False if already done."""
     async with db.session() as session:
         event = await OutboxRepository(session).get(event_id)

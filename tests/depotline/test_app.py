@@ -1,4 +1,4 @@
-"""The web app's kernel: health, readiness, problem details, OpenAPI, metrics, request ids, pages."""
+"""The web app kernel: health, readiness, problem details, OpenAPI, metrics, request ids."""
 
 from __future__ import annotations
 
@@ -128,7 +128,5 @@ async def test_language_choice_is_remembered(client: AsyncTestClient[Litestar]) 
     assert switch.headers["location"] == "/"
     page = await client.get("/")
     assert '<html lang="zh-Hant">' in page.text
-    evil = await client.get(
-        "/lang/en", params={"next": "//evil.example/"}, follow_redirects=False
-    )
+    evil = await client.get("/lang/en", params={"next": "//evil.example/"}, follow_redirects=False)
     assert evil.headers["location"] == "/"

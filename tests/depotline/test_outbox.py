@@ -1,0 +1,153 @@
+"""The transactional outbox delivers each committed event to its handlers exactly once, through
+relay retries, a crash between enqueue and mark, and a handler failure; uncommitted events never
+leave."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from depotline import outbox
+from depotline.config import APP_ROLE, Settings
+from depotline.db import Database, utcnow
+from depotline.jobs import build_worker, create_job_pool
+
+TOPIC = "probe.happened"
+failures_left = 0
+
+
+async def record_effect(session: AsyncSession, event: outbox.OutboxEvent) -> None:
+    global failures_left
+    if failures_left > 0:
+        failures_left -= 1
+        raise RuntimeError("carrier unreachable")
+    await session.execute(
+        text("insert into outbox_probe (event_id, body) values (:e, :b)"),
+        {"e": event.id, "b": event.payload["body"]},
+    )
+
+
+@pytest.fixture
+async def probe(owner_engine: AsyncEngine, db: Database) -> AsyncIterator[None]:
+    async with owner_engine.begin() as conn:
+        await conn.execute(text("create table outbox_probe (event_id uuid, body text)"))
+        await conn.execute(text(f"grant select, insert on outbox_probe to {APP_ROLE}"))
+    yield
+    async with owner_engine.begin() as conn:
+        await conn.execute(text("drop table outbox_probe"))
+
+
+@pytest.fixture
+async def jobs(settings: Settings, clean_redis: None) -> AsyncIterator[ArqRedis]:
+    pool = await create_job_pool(settings.required_redis_url)
+    yield pool
+    await pool.aclose()
+
+
+async def run_worker(settings: Settings) -> None:
+    worker = build_worker(settings, handlers={TOPIC: [record_effect]}, burst=True)
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+async def effects(db: Database) -> list[str]:
+    async with db.session() as session:
+        return list((await session.execute(text("select body from outbox_probe"))).scalars())
+
+
+async def publish(db: Database, body: str) -> outbox.OutboxEvent:
+    async with db.session() as session:
+        return outbox.publish(session, TOPIC, {"body": body})
+
+
+async def test_committed_event_is_handled_once_even_if_relayed_twice(
+    probe: None, db: Database, jobs: ArqRedis, settings: Settings
+) -> None:
+    await publish(db, "hello")
+    assert await outbox.relay(db, jobs.enqueue_job) == 1
+    assert await outbox.relay(db, jobs.enqueue_job) == 0  # already handed over
+    await run_worker(settings)
+    await run_worker(settings)
+    assert await effects(db) == ["hello"]
+
+
+async def test_rolled_back_event_never_leaves(
+    probe: None, db: Database, jobs: ArqRedis, settings: Settings
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.session() as session:
+            outbox.publish(session, TOPIC, {"body": "ghost"})
+            raise RuntimeError("business rule failed after publishing")
+    assert await outbox.relay(db, jobs.enqueue_job) == 0
+    await run_worker(settings)
+    assert await effects(db) == []
+
+
+async def test_crash_between_enqueue_and_mark_still_delivers_once(
+    probe: None, db: Database, jobs: ArqRedis, settings: Settings
+) -> None:
+    await publish(db, "once")
+
+    async def enqueue_then_crash(function: str, *args: Any, _job_id: str) -> Any:
+        await jobs.enqueue_job(function, *args, _job_id=_job_id)
+        raise ConnectionError("relay died before marking the event")
+
+    with pytest.raises(ConnectionError):
+        await outbox.relay(db, enqueue_then_crash)
+    # The mark was rolled back, so the next relay hands the event over again.
+    assert await outbox.relay(db, jobs.enqueue_job) == 1
+    await run_worker(settings)
+    assert await effects(db) == ["once"]
+
+    # A late duplicate delivery (say, after arq forgot the job) finds the event done.
+    event_ids = await _event_ids(db)
+    assert await outbox.handle_event(db, {TOPIC: [record_effect]}, event_ids[0]) is False
+    assert await effects(db) == ["once"]
+
+
+async def test_failed_handler_is_retried_and_then_succeeds_once(
+    probe: None, db: Database, jobs: ArqRedis, settings: Settings
+) -> None:
+    global failures_left
+    failures_left = 1
+    await publish(db, "eventually")
+    await outbox.relay(db, jobs.enqueue_job)
+    await run_worker(settings)
+    async with db.session() as session:
+        row = (
+            await session.execute(
+                text("select processed_at, last_error, attempts from outbox_events")
+            )
+        ).one()
+    assert row.processed_at is None
+    assert "carrier unreachable" in row.last_error
+    assert await effects(db) == []
+
+    # Past the redelivery delay the relay hands it over again, under a fresh job id.
+    async with db.session() as session:
+        await session.execute(
+            text("update outbox_events set enqueued_at = :t"),
+            {"t": utcnow() - outbox.REDELIVER_AFTER - timedelta(seconds=1)},
+        )
+    assert await outbox.relay(db, jobs.enqueue_job) == 1
+    await run_worker(settings)
+    assert await effects(db) == ["eventually"]
+    async with db.session() as session:
+        done = (
+            await session.execute(text("select processed_at, attempts from outbox_events"))
+        ).one()
+    assert done.processed_at is not None and done.attempts == 2
+
+
+async def _event_ids(db: Database) -> list[Any]:
+    async with db.session() as session:
+        return list((await session.execute(text("select id from outbox_events"))).scalars())
