@@ -28,6 +28,7 @@ from depotline.observability import configure_logging, request_id_middleware
 from depotline.outbox import Handler
 from depotline.problems import http_exception_handler, unhandled_exception_handler
 from depotline.routes import HealthController, HomeController
+from tenant import models as tenant_models  # noqa: F401  (tables; routes come next)
 
 #: Every domain's arq job functions.
 JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()

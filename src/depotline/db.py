@@ -23,6 +23,8 @@ from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 current_tenant: ContextVar[UUID | None] = ContextVar("current_tenant", default=None)
+#: The signed-in user, if any: lets a user read their own memberships before choosing a tenant.
+current_user_id: ContextVar[UUID | None] = ContextVar("current_user_id", default=None)
 
 
 class NoTenantScopeError(RuntimeError):
@@ -44,6 +46,15 @@ def tenant_scope(tenant_id: UUID) -> Iterator[UUID]:
         yield tenant_id
     finally:
         current_tenant.reset(token)
+
+
+@contextmanager
+def user_scope(user_id: UUID) -> Iterator[UUID]:
+    token = current_user_id.set(user_id)
+    try:
+        yield user_id
+    finally:
+        current_user_id.reset(token)
 
 
 def utcnow() -> datetime:
@@ -74,9 +85,13 @@ def _apply_tenant_scope(
 ) -> None:
     # Transaction-local (the `true`), so a pooled connection never carries a scope over.
     tenant_id = current_tenant.get()
+    user_id = current_user_id.get()
     connection.execute(
-        text("select set_config('app.tenant_id', :tenant, true)"),
-        {"tenant": str(tenant_id) if tenant_id else ""},
+        text(
+            "select set_config('app.tenant_id', :tenant, true), "
+            "set_config('app.user_id', :user, true)"
+        ),
+        {"tenant": str(tenant_id) if tenant_id else "", "user": str(user_id) if user_id else ""},
     )
 
 

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
+import depotline.app  # noqa: F401  (imports every domain, so every table is in the metadata)
+
 config = context.config
 target_metadata = SQLModel.metadata
 

@@ -1,8 +1,9 @@
 """Row-level security helpers for migrations.
 
 Every tenant-owned table gets ENABLE + FORCE row-level security (FORCE so even the owner is
-subject to it) and one policy whose USING and WITH CHECK both compare `tenant_id` with
-`depotline_current_tenant()`, which raises when the transaction has no tenant scope.
+subject to it) and one policy whose USING and WITH CHECK compare `tenant_id` with the tenants the
+transaction may see: `depotline_visible_tenants()`, the scoped tenant and its descendants (the
+platform tenant is the root, an HQ sees its branches). With no scope at all the function raises.
 """
 
 from __future__ import annotations
@@ -12,16 +13,23 @@ from alembic import op
 from depotline.config import APP_ROLE
 
 POLICY = "tenant_isolation"
+VISIBLE = "ANY (depotline_visible_tenants())"
 
 
-def enable_tenant_rls(table: str, *, privileges: str = "SELECT, INSERT, UPDATE, DELETE") -> None:
+def enable_tenant_rls(
+    table: str,
+    *,
+    privileges: str = "SELECT, INSERT, UPDATE, DELETE",
+    read_also: str | None = None,
+    write_also: str | None = None,
+) -> None:
+    """Protect `table`. `read_also` / `write_also` are extra SQL conditions under which a row is
+    visible / writable too (e.g. a seat assignment is visible to the client it serves)."""
+    using = f"tenant_id = {VISIBLE}" + (f" OR ({read_also})" if read_also else "")
+    check = f"tenant_id = {VISIBLE}" + (f" OR ({write_also})" if write_also else "")
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-    op.execute(
-        f"CREATE POLICY {POLICY} ON {table} "
-        "USING (tenant_id = depotline_current_tenant()) "
-        "WITH CHECK (tenant_id = depotline_current_tenant())"
-    )
+    op.execute(f"CREATE POLICY {POLICY} ON {table} USING ({using}) WITH CHECK ({check})")
     grant_app(table, privileges)
 
 

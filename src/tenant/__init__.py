@@ -1,0 +1,1 @@
+"""Tenants (clients with branches, outsourcing operators), users, roles, hosted seats, audit."""
