@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from arq.worker import Worker
@@ -18,24 +19,37 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from redis.asyncio import Redis
-from swagger_ui_bundle import swagger_ui_path
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.stores.redis import RedisStore
+from swagger_ui import __file__ as swagger_ui_module
 
 from depotline import __version__, i18n
+from depotline.auth import authentication_middleware, check_request
 from depotline.config import Settings, get_settings
 from depotline.db import Database
 from depotline.jobs import build_worker, create_job_pool
 from depotline.observability import configure_logging, request_id_middleware
 from depotline.outbox import Handler
-from depotline.problems import http_exception_handler, unhandled_exception_handler
+from depotline.errors import DomainError
+from depotline.problems import (
+    domain_error_handler,
+    http_exception_handler,
+    unhandled_exception_handler,
+)
 from depotline.routes import HealthController, HomeController
-from tenant import models as tenant_models  # noqa: F401  (tables; routes come next)
+from tenant import demo as tenant_demo
+from tenant.pages import AdminPages, AuthPages, InvitationPages, PlatformPages, SeatPages
+from tenant.routes import PlatformApi, SeatApi, TenantApi, resolve_principal
+
+SWAGGER_UI_ASSETS = Path(swagger_ui_module).parent / "static"
+SESSION_COOKIE = "depotline_session"
 
 #: Every domain's arq job functions.
 JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()
 #: Outbox topic -> handlers run by the worker, in order.
 OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = {}
 #: Demo data loaders, in dependency order; each returns lines to print for the user.
-DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = ()
+DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = (tenant_demo.seed,)
 
 
 def template_environment(settings: Settings) -> Environment:
@@ -84,6 +98,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
         redis: Redis = state.redis
         return redis
 
+    sessions = ServerSideSessionConfig(
+        key=SESSION_COOKIE,
+        httponly=True,
+        samesite="lax",
+        secure=settings.environment == "production",  # behind TLS; plain http in development
+        max_age=12 * 3600,
+        renew_on_access=True,
+        # Probes and assets never touch the session store: /readyz must answer with Redis down.
+        exclude=["^/healthz", "^/readyz", "^/metrics", "^/static/", "^/vendor/"],
+    )
+    session_store = RedisStore(
+        Redis.from_url(settings.required_redis_url),
+        namespace="depotline:sessions",
+        handle_client_shutdown=True,
+    )
     prometheus = PrometheusConfig(app_name="depotline", prefix="depotline", group_path=True)
     openapi = OpenAPIConfig(
         title="Depotline",
@@ -103,12 +132,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             HomeController,
             PrometheusController,
+            TenantApi,
+            PlatformApi,
+            SeatApi,
+            AuthPages,
+            InvitationPages,
+            AdminPages,
+            SeatPages,
+            PlatformPages,
             create_static_files_router(
                 path="/static", directories=[settings.frontend_dir / "static"], name="static"
             ),
             create_static_files_router(
                 path="/vendor/swagger-ui",
-                directories=[swagger_ui_path],
+                directories=[SWAGGER_UI_ASSETS],
                 name="swagger-ui",
                 include_in_schema=False,
             ),
@@ -116,11 +153,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "redis": Provide(provide_redis, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
         },
-        middleware=[prometheus.middleware],
+        stores={"sessions": session_store},
+        state=State({"resolve_principal": resolve_principal}),
+        middleware=[sessions.middleware, authentication_middleware, prometheus.middleware],
+        before_request=check_request,
         on_startup=[open_connections],
         on_shutdown=[close_connections],
         exception_handlers={
+            DomainError: domain_error_handler,
             HTTPException: http_exception_handler,
             Exception: unhandled_exception_handler,
         },

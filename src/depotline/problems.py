@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.response import Template
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from depotline.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger(__name__)
@@ -53,6 +56,9 @@ def problem_response(
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, NotAuthorizedException) and _wants_html(request):
+        # A browser that is not signed in goes to the sign-in page and comes back afterwards.
+        return Redirect(path=f"/auth/sign-in?next={quote(request.url.path)}")
     extra: dict[str, Any] = {}
     detail = exc.detail
     if isinstance(exc, ValidationException):
@@ -70,6 +76,11 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         extra.update(exc.extra)
     title = _title(exc.status_code)
     return problem_response(request, exc.status_code, title, detail, extra, exc.headers)
+
+
+def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    extra = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else None
+    return problem_response(request, exc.status, _title(exc.status), exc.detail, extra)
 
 
 def unhandled_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -143,6 +143,7 @@ class ApiKey(TenantOwned, table=True):
     name: str
     prefix: str = Field(unique=True)  # shown in lists; the secret part is only ever hashed
     key_hash: str
+    role: Role = Field(sa_type=TEXT)  # type: ignore[call-overload]
     scopes: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
     created_by: UUID | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

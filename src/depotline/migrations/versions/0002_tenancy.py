@@ -187,6 +187,7 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("prefix", sa.Text(), nullable=False, unique=True),
         sa.Column("key_hash", sa.Text(), nullable=False),
+        sa.Column("role", sa.Text(), nullable=False),
         sa.Column("scopes", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("created_by", sa.Uuid(), nullable=True),
         sa.Column("created_at", TS, nullable=False),
