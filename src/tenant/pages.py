@@ -19,7 +19,7 @@ from litestar.response import Redirect, Response, Template
 from depotline.auth import Principal, new_csrf_token, platform_only, principal_of, requires, signed_in
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope, user_scope
-from depotline.errors import DomainError, TooManyAttempts
+from depotline.errors import DomainError, InvalidInput, NotFound, TooManyAttempts
 from tenant import service
 from tenant.models import Role, TenantKind
 from tenant.repository import TenantRepository
@@ -48,7 +48,7 @@ def render(request: Req, template: str, status_code: int = 200, **context: Any) 
     principal = request.scope.get("user")
     return Template(
         template_name=template,
-        context={"principal": principal, "csrf_token": csrf(request), "messages": messages, **context},
+        context={"principal": principal, "csrf_value": csrf(request), "messages": messages, **context},
         status_code=status_code,
     )
 
@@ -66,6 +66,8 @@ async def attempt(request: Req, action: Callable[[], Awaitable[Any]], success: s
     """Run a form's action; show its outcome (or the rule it broke) on the page we go back to."""
     try:
         await action()
+    except NotFound:
+        raise  # someone else's (or no) record: the 404 page, exactly as for a link to it
     except DomainError as exc:
         flash(request, exc.detail, "error")
     else:
@@ -92,7 +94,11 @@ class AuthPages(Controller):
         try:
             await _throttle(request, email)
             async with db.session() as session:
-                user = await service.authenticate(session, email, password)
+                outcome = await service.authenticate(session, email, password)
+            if outcome.refusal is not None:
+                raise outcome.refusal
+            user = outcome.user
+            assert user is not None
         except DomainError as exc:
             log.info("sign-in refused", email=email, reason=exc.detail)
             status = 429 if isinstance(exc, TooManyAttempts) else 400
@@ -162,7 +168,11 @@ class AuthPages(Controller):
         return render(request, "tenant/forgot.html", sent=True)
 
     @get("/reset/{token:str}")
-    async def reset_form(self, request: Req, token: FromPath[str]) -> Template:
+    async def reset_form(
+        self, request: Req, token: FromPath[str], db: NamedDependency[Database], settings: NamedDependency[Settings]
+    ) -> Template:
+        async with db.session() as session:
+            await service.check_reset_token(session, token, settings.session_secret())
         return render(request, "tenant/reset.html", token=token)
 
     @post("/reset/{token:str}")
@@ -184,8 +194,13 @@ class InvitationPages(Controller):
     include_in_schema = False
 
     @get("/{tenant_id:uuid}/{token:str}", name="accept_invitation")
-    async def accept_form(self, request: Req, tenant_id: FromPath[UUID], token: FromPath[str]) -> Template:
-        return render(request, "tenant/accept.html", tenant_id=tenant_id, token=token)
+    async def accept_form(
+        self, request: Req, tenant_id: FromPath[UUID], token: FromPath[str], db: NamedDependency[Database]
+    ) -> Template:
+        with tenant_scope(tenant_id):
+            async with db.session() as session:
+                invitation, tenant = await service.pending_invitation(session, token)
+        return render(request, "tenant/accept.html", tenant_id=tenant_id, token=token, invitation=invitation, tenant=tenant)
 
     @post("/{tenant_id:uuid}/{token:str}")
     async def accept(
@@ -308,7 +323,7 @@ class AdminPages(Controller):
                 starts_on = date.fromisoformat(form.get("starts_on", ""))
                 ends_on = date.fromisoformat(form["ends_on"]) if form.get("ends_on") else None
             except ValueError:
-                raise service.InvalidInput("Seats must be a number and dates YYYY-MM-DD") from None
+                raise InvalidInput("Seats must be a number and dates YYYY-MM-DD") from None
             operator = UUID(form["operator_id"]) if form.get("operator_id") else None
             async with db.session() as session:
                 await service.create_lease(
@@ -325,7 +340,7 @@ class AdminPages(Controller):
             try:
                 client_id, user_id = UUID(form.get("client_id", "")), UUID(form.get("user_id", ""))
             except ValueError:
-                raise service.InvalidInput("Choose a client and an agent") from None
+                raise InvalidInput("Choose a client and an agent") from None
             async with db.session() as session:
                 await service.assign_agent(session, principal_of(request), client_id, user_id)
 
@@ -447,7 +462,7 @@ class SeatPages(Controller):
             try:
                 client_id = UUID(form.get("client_id", ""))
             except ValueError:
-                raise service.InvalidInput("Choose a client") from None
+                raise InvalidInput("Choose a client") from None
             await take_seat_for(request, db, client_id)
 
         return await attempt(request, action, "You are on a seat", "/seats/")
@@ -479,7 +494,7 @@ class PlatformPages(Controller):
             try:
                 kind = TenantKind(form.get("kind", ""))
             except ValueError:
-                raise service.InvalidInput("Choose client or operator", field="kind") from None
+                raise InvalidInput("Choose client or operator", field="kind") from None
             parent = UUID(form["parent_id"]) if form.get("parent_id") else principal.acting_tenant_id
             async with db.session() as session:
                 await service.create_tenant(

@@ -24,7 +24,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from depotline.auth import Principal
 from depotline.db import utcnow
-from depotline.errors import Conflict, Gone, InvalidInput, NotFound, NotPermitted, TooManyAttempts
+from depotline.errors import (
+    Conflict,
+    DomainError,
+    Gone,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    TooManyAttempts,
+)
 from tenant.models import (
     ApiKey,
     AuditEntry,
@@ -210,30 +218,39 @@ def hash_password(password: str) -> str:
     return hasher.hash(password)
 
 
-async def authenticate(session: AsyncSession, email: str, password: str) -> User:
-    """Check a password. Five failures lock the account for 15 minutes."""
+@dataclass(frozen=True)
+class SignInOutcome:
+    user: User | None
+    refusal: DomainError | None = None
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> SignInOutcome:
+    """Check a password. Five failures lock the account for 15 minutes. A refusal is returned,
+    not raised, so the caller commits the failure count before telling the user."""
     repo = TenantRepository(session)
     user = await repo.user_by_email(email.strip())
     now = utcnow()
     if user is None or not user.active or user.password_hash is None:
         _verify(_DUMMY_HASH, password)
-        raise NotPermitted("Wrong email or password", field="email")
+        return SignInOutcome(None, NotPermitted("Wrong email or password", field="email"))
     if user.locked_until and user.locked_until > now:
         minutes = max(1, int((user.locked_until - now).total_seconds() // 60))
-        raise TooManyAttempts(f"Too many failed sign-ins: locked for {minutes} more minutes")
+        return SignInOutcome(
+            None, TooManyAttempts(f"Too many failed sign-ins: locked for {minutes} more minutes")
+        )
     if not _verify(user.password_hash, password):
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCKOUT
             user.failed_logins = 0
         session.add(user)
-        raise NotPermitted("Wrong email or password", field="email")
+        return SignInOutcome(None, NotPermitted("Wrong email or password", field="email"))
     user.failed_logins = 0
     user.locked_until = None
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
     session.add(user)
-    return user
+    return SignInOutcome(user)
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -301,21 +318,27 @@ def _reset_signature(payload: str, user: User, secret: bytes) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-async def reset_password(
-    session: AsyncSession, token: str, new_password: str, secret: bytes
-) -> User:
+async def check_reset_token(session: AsyncSession, token: str, secret: bytes) -> User:
+    """The user a reset link is for; NotFound for a forged or used link, Gone for an old one."""
     try:
         user_part, expires_part, signature = token.split(".")
         user_id, expires = UUID(user_part), int(expires_part)
     except ValueError:
-        raise InvalidInput("This reset link is not valid", field="token") from None
+        raise NotFound("This reset link is not valid") from None
     user = await TenantRepository(session).get_user(user_id)
     if user is None or not hmac.compare_digest(
         signature, _reset_signature(f"{user_part}.{expires_part}", user, secret)
     ):
-        raise InvalidInput("This reset link is not valid or was already used", field="token")
+        raise NotFound("This reset link is not valid or was already used")
     if expires < utcnow().timestamp():
         raise Gone("This reset link has expired; ask for a new one")
+    return user
+
+
+async def reset_password(
+    session: AsyncSession, token: str, new_password: str, secret: bytes
+) -> User:
+    user = await check_reset_token(session, token, secret)
     user.password_hash = hash_password(new_password)
     user.failed_logins = 0
     user.locked_until = None
@@ -374,11 +397,8 @@ async def invite(
     return invitation, token
 
 
-async def accept_invitation(
-    session: AsyncSession, token: str, name: str, password: str | None
-) -> tuple[User, Membership]:
-    """Runs in the invitation's tenant scope. A new user sets a name and password; an existing
-    user (by email) just gains the membership."""
+async def pending_invitation(session: AsyncSession, token: str) -> tuple[Invitation, Tenant]:
+    """Runs in the invitation's tenant scope: an unknown token is simply not found."""
     repo = TenantRepository(session)
     invitation = await repo.invitation_by_token_hash(_token_hash(token))
     if invitation is None:
@@ -387,6 +407,18 @@ async def accept_invitation(
         raise Gone("This invitation was already used")
     if invitation.expires_at < utcnow():
         raise Gone("This invitation has expired; ask for a new one")
+    tenant = await repo.get_tenant(invitation.tenant_id)
+    assert tenant is not None
+    return invitation, tenant
+
+
+async def accept_invitation(
+    session: AsyncSession, token: str, name: str, password: str | None
+) -> tuple[User, Membership]:
+    """Runs in the invitation's tenant scope. A new user sets a name and password; an existing
+    user (by email) just gains the membership."""
+    repo = TenantRepository(session)
+    invitation, _ = await pending_invitation(session, token)
     user = await repo.user_by_email(invitation.email)
     if user is None:
         if not name.strip():
