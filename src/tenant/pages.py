@@ -183,8 +183,10 @@ class AuthPages(Controller):
         try:
             async with db.session() as session:
                 await service.reset_password(session, token, password, settings.session_secret())
+        except NotFound:
+            raise
         except DomainError as exc:
-            return render(request, "tenant/reset.html", 400, token=token, error=exc.detail)
+            return render(request, "tenant/reset.html", exc.status, token=token, error=exc.detail)
         flash(request, "Password changed. Sign in with the new one.")
         return Redirect(path="/auth/sign-in")
 

@@ -180,7 +180,11 @@ def upgrade() -> None:
         sa.Column("detail", postgresql.JSONB(), nullable=False),
     )
     op.create_index("ix_audit_log_tenant_at", "audit_log", ["tenant_id", "at"])
-    enable_tenant_rls("audit_log", privileges="SELECT, INSERT")  # append-only for the app
+    # Append-only for the app. An actor may add to the log of a tenant whose data it touched
+    # (an operator freeing a client's seat), but reads only its own tenants' logs.
+    enable_tenant_rls(
+        "audit_log", privileges="SELECT, INSERT", write_also=f"actor_tenant_id = {VISIBLE}"
+    )
 
     _tenant_owned(
         "api_keys",

@@ -1,0 +1,172 @@
+"""Tenant isolation, proven from outside: every route of the app that takes an identifier is
+called by tenant A (signed in, and with an API key) with tenant B's identifiers. Each must answer
+404 (never 200, a redirect, or 403, which would tell A that the record exists), and B's data must
+be unchanged afterwards. Routes are enumerated from the app itself, so routes added later are
+walked too; a new kind of identifier fails the test until B gets a record of that kind."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
+
+from depotline.db import Database, tenant_scope
+from tenant.repository import TenantRepository
+from tests.tenant.conftest import Demo, MakeClient, csrf_of, sign_in
+from tests.tenant.test_seats import principal, take
+
+#: Path parameters that are not identifiers of tenant data.
+NOT_IDENTIFIERS = {"locale", "file_path", "path"}
+#: A body every mutating endpoint accepts as well-formed, so that only the identifier decides.
+ANY_BODY = {
+    "role": "agent",
+    "seats": 1,
+    "name": "Probe",
+    "email": "probe@example.test",
+    "client_id": "00000000-0000-0000-0000-000000000000",
+    "user_id": "00000000-0000-0000-0000-000000000000",
+    "kind": "client",
+    "slug": "probe",
+    "starts_on": "2026-01-01",
+    "issuer": "https://sso.example.test",
+    "password": "long-enough-password",
+}
+PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+async def b_records(db: Database, world: Demo) -> dict[str, str]:
+    """One record of every kind, all belonging to tenant B (Harbour Logistics)."""
+    harbour = world.tenants["harbour"]
+    seat = await take(db, "agent1@callpro.test", world, client="harbour")
+    admin = await principal(db, "admin@harbour.test", harbour)
+    with tenant_scope(harbour):
+        async with db.session() as session:
+            from tenant import service
+
+            key, _ = await service.create_api_key(session, admin, "B's key", "tenant_admin", ["read", "write"])
+            lease = (await TenantRepository(session).leases())[0]
+            assignment = next(
+                a for a in await TenantRepository(session).assignments() if a.client_id == harbour
+            )
+    return {
+        "tenant_id": str(harbour),
+        "user_id": str(world.users["admin@harbour.test"]),
+        "lease_id": str(lease.id),
+        "assignment_id": str(assignment.id),
+        "seat_session_id": str(seat.id),
+        "key_id": str(key.id),
+        "token": "not-a-token-of-anyone",
+    }
+
+
+def routes_with_identifiers(app: Litestar) -> list[tuple[str, str, list[str]]]:
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        names = [n for n in PARAM.findall(route.path) if n not in NOT_IDENTIFIERS]
+        if not names:
+            continue
+        for method in sorted(route.methods):
+            if method not in ("HEAD", "OPTIONS"):
+                found.append((method, route.path, names))
+    return found
+
+
+async def walk(
+    browser: httpx.AsyncClient, app: Litestar, records: dict[str, str], headers: dict[str, str]
+) -> list[str]:
+    leaks = []
+    for method, path, names in routes_with_identifiers(app):
+        unknown = [n for n in names if n not in records]
+        assert not unknown, f"{method} {path}: give tenant B a record for {unknown}"
+        url = PARAM.sub(lambda m: records.get(m.group(1), m.group(0)), path)
+        if method == "GET":
+            response = await browser.get(url, headers=headers, follow_redirects=False)
+        else:
+            response = await browser.request(method, url, json=ANY_BODY, headers=headers, follow_redirects=False)
+        if response.status_code != 404:
+            leaks.append(f"{method} {url} -> {response.status_code} {response.text[:120]}")
+    return leaks
+
+
+async def b_state(db: Database, world: Demo) -> tuple[object, ...]:
+    harbour = world.tenants["harbour"]
+    with tenant_scope(harbour):
+        async with db.session() as session:
+            repo = TenantRepository(session)
+            leases = [(lease.id, lease.seats) for lease in await repo.leases()]
+            keys = [(k.id, k.revoked_at) for k in await repo.api_keys()]
+            members = [(m.user_id, m.role) for m, _ in await repo.members([harbour])]
+            seats = [(s.id, s.ended_at) for s in await repo.seat_sessions()]
+            assignments = [(a.id, a.revoked_at) for a in await repo.assignments()]
+    return leases, keys, members, seats, assignments
+
+
+async def check_isolation(
+    app: Litestar, db: Database, world: Demo, browser: httpx.AsyncClient, headers: Callable[[], dict[str, str]] | dict[str, str]
+) -> None:
+    records = await b_records(db, world)
+    before = await b_state(db, world)
+    headers = headers if isinstance(headers, dict) else headers()
+    # Control: the same caller does reach its own tenant's records through the same routes.
+    own = world.users["admin@swiftfreight.test"]
+    assert (await browser.get(f"/api/v1/users/{own}", headers=headers)).status_code == 200
+    leaks = await walk(browser, app, records, headers)
+    assert leaks == [], "\n".join(leaks)
+    assert await b_state(db, world) == before
+    assert len(routes_with_identifiers(app)) >= 15  # the walk really covered the app
+
+
+async def test_signed_in_user_of_a_cannot_reach_b(
+    app: Litestar, client: AsyncTestClient[Litestar], make_client: MakeClient, db: Database, world: Demo
+) -> None:
+    browser = await make_client()
+    await sign_in(browser, "admin@swiftfreight.test")
+    headers = {"x-csrf-token": await csrf_of(browser, "/auth/forgot")}
+    await check_isolation(app, db, world, browser, headers)
+
+
+async def test_api_key_of_a_cannot_reach_b(
+    app: Litestar, client: AsyncTestClient[Litestar], make_client: MakeClient, db: Database, world: Demo
+) -> None:
+    admin = await principal(db, "admin@swiftfreight.test", world.tenants["swiftfreight"])
+    with tenant_scope(admin.acting_tenant_id):
+        async with db.session() as session:
+            from tenant import service
+
+            _, raw = await service.create_api_key(session, admin, "A's key", "tenant_admin", ["read", "write"])
+    integration = await make_client()
+    await check_isolation(app, db, world, integration, {"authorization": f"Bearer {raw}"})
+
+
+async def test_api_keys_are_scoped_and_revocable(
+    client: AsyncTestClient[Litestar], db: Database, world: Demo
+) -> None:
+    admin = await principal(db, "admin@swiftfreight.test", world.tenants["swiftfreight"])
+    with tenant_scope(admin.acting_tenant_id):
+        async with db.session() as session:
+            from tenant import service
+
+            reader, read_key = await service.create_api_key(session, admin, "reader", "tenant_admin", ["read"])
+    bearer = {"authorization": f"Bearer {read_key}"}
+    assert (await client.get("/api/v1/users", headers=bearer)).status_code == 200
+    write = await client.post("/api/v1/invitations", json={"email": "x@y.test", "role": "agent"}, headers=bearer)
+    assert write.status_code == 403 and "write scope" in write.json()["detail"]
+    forged = read_key[:-3] + ("aaa" if not read_key.endswith("aaa") else "bbb")
+    assert (await client.get("/api/v1/users", headers={"authorization": f"Bearer {forged}"})).status_code == 401
+    with tenant_scope(admin.acting_tenant_id):
+        async with db.session() as session:
+            await service.revoke_api_key(session, admin, reader.id)
+    assert (await client.get("/api/v1/users", headers=bearer)).status_code == 401
+    # The key was shown once and is stored only as a hash.
+    with tenant_scope(admin.acting_tenant_id):
+        async with db.session() as session:
+            stored = await TenantRepository(session).get_api_key(reader.id)
+    assert stored is not None and read_key.split("_")[-1] not in stored.key_hash
+
+
