@@ -38,7 +38,14 @@ from depotline.problems import (
 )
 from depotline.routes import HealthController, HomeController
 from tenant import demo as tenant_demo
-from tenant.pages import AdminPages, AuthPages, InvitationPages, PlatformPages, SeatPages
+from tenant.pages import (
+    AdminPages,
+    AuthPages,
+    InvitationPages,
+    PlatformPages,
+    SeatPages,
+    SsoPages,
+)
 from tenant.routes import PlatformApi, SeatApi, TenantApi, resolve_principal
 
 SWAGGER_UI_ASSETS = Path(swagger_ui_module).parent / "static"
@@ -136,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PlatformApi,
             SeatApi,
             AuthPages,
+            SsoPages,
             InvitationPages,
             AdminPages,
             SeatPages,

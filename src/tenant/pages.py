@@ -19,11 +19,12 @@ from litestar.response import Redirect, Response, Template
 from depotline.auth import Principal, new_csrf_token, platform_only, principal_of, requires, signed_in
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope, user_scope
+from depotline.oidc import LoginState, OidcClientConfig, OidcError, begin_login, complete_login
 from depotline.errors import DomainError, InvalidInput, NotFound, TooManyAttempts
 from tenant import service
 from tenant.models import Role, TenantKind
 from tenant.repository import TenantRepository
-from tenant.routes import ADMINS, SUPERVISORS, leave_seat_for, take_seat_for
+from tenant.routes import ADMINS, SUPERVISORS, client_ip, leave_seat_for, take_seat_for
 
 log = structlog.get_logger(__name__)
 LOGIN_WINDOW_SECONDS = 15 * 60
@@ -189,6 +190,67 @@ class AuthPages(Controller):
             return render(request, "tenant/reset.html", exc.status, token=token, error=exc.detail)
         flash(request, "Password changed. Sign in with the new one.")
         return Redirect(path="/auth/sign-in")
+
+
+class SsoPages(Controller):
+    """Per-tenant single sign-on: OpenID Connect, authorization code with PKCE."""
+
+    path = "/auth/sso"
+    include_in_schema = False
+
+    @get("/")
+    async def begin(
+        self, request: Req, db: NamedDependency[Database], settings: NamedDependency[Settings], tenant: str = ""
+    ) -> Redirect | Template:
+        async with db.session() as session:
+            found = await TenantRepository(session).tenant_by_slug(tenant.strip().lower())
+        config = None
+        if found is not None:
+            with tenant_scope(found.id):
+                async with db.session() as session:
+                    config = await TenantRepository(session).sso_config(found.id)
+        if found is None or config is None or not config.enabled:
+            return render(request, "tenant/sign_in.html", 404, error="No single sign-on is set up for that company code", next="/")
+        client = OidcClientConfig(config.issuer, config.client_id, service.sso_client_secret(config, settings.session_secret()))
+        try:
+            url, state = await begin_login(client, _callback_url(request))
+        except OidcError as exc:
+            return render(request, "tenant/sign_in.html", 502, error=f"Single sign-on failed: {exc}", next="/")
+        request.session["sso"] = {"tenant_id": str(found.id), "login": state.to_dict()}
+        return Redirect(path=url)
+
+    @get("/callback")
+    async def callback(
+        self, request: Req, db: NamedDependency[Database], settings: NamedDependency[Settings]
+    ) -> Redirect | Template:
+        pending = request.session.pop("sso", None) if request.session else None
+        if not pending:
+            return render(request, "tenant/sign_in.html", 400, error="The single sign-on attempt expired; start again", next="/")
+        tenant_id = UUID(pending["tenant_id"])
+        with tenant_scope(tenant_id):
+            async with db.session() as session:
+                config = await TenantRepository(session).sso_config(tenant_id)
+        if config is None:
+            return render(request, "tenant/sign_in.html", 400, error="Single sign-on is no longer set up", next="/")
+        client = OidcClientConfig(config.issuer, config.client_id, service.sso_client_secret(config, settings.session_secret()))
+        try:
+            identity = await complete_login(client, LoginState.from_dict(pending["login"]), dict(request.query_params))
+        except OidcError as exc:
+            return render(request, "tenant/sign_in.html", 400, error=f"Single sign-on failed: {exc}", next="/")
+        try:
+            with tenant_scope(tenant_id):
+                async with db.session() as session:
+                    user = await service.sso_member(session, tenant_id, identity, client_ip(request))
+        except DomainError as exc:
+            return render(request, "tenant/sign_in.html", exc.status, error=exc.detail, next="/")
+        request.session.clear()
+        request.session.update(user_id=str(user.id), csrf=new_csrf_token())
+        _enter(request, tenant_id)
+        return Redirect(path="/")
+
+
+def _callback_url(request: Req) -> str:
+    return str(request.base_url).rstrip("/") + "/auth/sso/callback"
 
 
 class InvitationPages(Controller):

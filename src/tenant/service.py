@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from depotline.auth import Principal
 from depotline.db import utcnow
+from depotline.oidc import OidcIdentity
 from depotline.errors import (
     Conflict,
     DomainError,
@@ -792,6 +793,24 @@ async def save_sso(
         issuer=issuer,
     )
     return config
+
+
+async def sso_member(
+    session: AsyncSession, tenant_id: UUID, identity: OidcIdentity, ip: str | None
+) -> User:
+    """The member an identity provider vouched for. Runs in the tenant's scope. Only a verified
+    email of an existing member signs in: SSO does not create accounts behind the admins' back."""
+    if not identity.email or not identity.email_verified:
+        raise NotPermitted("Your identity provider did not confirm an email address")
+    repo = TenantRepository(session)
+    user = await repo.user_by_email(identity.email)
+    if user is None or not user.active or await repo.membership(tenant_id, user.id) is None:
+        raise NotPermitted(f"{identity.email} has no account here; ask your administrator for an invitation")
+    audit(
+        session, None, "sso.sign_in", tenant_id=tenant_id, record_type="user", record_id=user.id,
+        ip=ip, issuer=identity.issuer, subject=identity.subject,
+    )
+    return user
 
 
 def sso_client_secret(config: SsoConfig, secret: bytes) -> str:
