@@ -12,25 +12,25 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
+from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 from redis.asyncio import Redis
-from litestar.middleware.session.server_side import ServerSideSessionConfig
-from litestar.stores.redis import RedisStore
 from swagger_ui import __file__ as swagger_ui_module
 
 from depotline import __version__, i18n
 from depotline.auth import authentication_middleware, check_request
 from depotline.config import Settings, get_settings
 from depotline.db import Database
+from depotline.errors import DomainError
 from depotline.jobs import build_worker, create_job_pool
 from depotline.observability import configure_logging, request_id_middleware
 from depotline.outbox import Handler
-from depotline.errors import DomainError
 from depotline.problems import (
     domain_error_handler,
     http_exception_handler,

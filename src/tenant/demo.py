@@ -12,7 +12,7 @@ from tenant.repository import TenantRepository
 from tenant.service import hash_password
 
 #: Local demo accounts only; override with DEMO_PASSWORD.
-DEFAULT_DEMO_PASSWORD = "depotline-demo"
+DEFAULT_DEMO_PASSWORD = "depotline-demo"  # noqa: S105 (local demo accounts, printed by `make run`)
 
 TENANTS = [
     # slug, name, kind, parent slug
@@ -52,7 +52,9 @@ async def seed(db: Database) -> list[str]:
         for slug, name, kind, parent in TENANTS:
             tenant = await repo.tenant_by_slug(slug)
             if tenant is None:
-                tenant = Tenant(slug=slug, name=name, kind=kind, parent_id=tenants.get(parent or ""))
+                tenant = Tenant(
+                    slug=slug, name=name, kind=kind, parent_id=tenants.get(parent or "")
+                )
                 repo.add(tenant)
                 await repo.flush()
             tenants[slug] = tenant.id
@@ -79,12 +81,12 @@ async def seed(db: Database) -> list[str]:
                             operator_id=tenants[operator], seats=seats, starts_on=date(2026, 1, 1)
                         )
                     )
+    callpro = tenants["callpro"]
     for email, client in ASSIGNMENTS:
-        operator = tenants["callpro"]
-        with tenant_scope(operator):
+        with tenant_scope(callpro):
             async with db.session() as session:
                 repo = TenantRepository(session)
-                if not await repo.active_assignment(operator, tenants[client], users[email]):
+                if not await repo.active_assignment(callpro, tenants[client], users[email]):
                     repo.add(SeatAssignment(client_id=tenants[client], user_id=users[email]))
     lines = ["", "Demo accounts (password: " + password + "):"]
     lines += [f"  {email:<28} {role.value:<15} {slug}" for email, _, slug, role in USERS]

@@ -39,7 +39,7 @@ class Tenant(SQLModel, table=True):
     __tablename__ = "tenants"
 
     id: UUID = Field(default_factory=uuid4, primary_key=True)
-    kind: TenantKind = Field(sa_type=TEXT)  # type: ignore[call-overload]
+    kind: TenantKind = Field(sa_type=TEXT)
     name: str
     slug: str = Field(unique=True)
     parent_id: UUID | None = Field(default=None, foreign_key="tenants.id", index=True)
@@ -67,7 +67,7 @@ class Membership(TenantOwned, table=True):
     __table_args__ = (UniqueConstraint("tenant_id", "user_id"),)
 
     user_id: UUID = Field(foreign_key="users.id", index=True)
-    role: Role = Field(sa_type=TEXT)  # type: ignore[call-overload]
+    role: Role = Field(sa_type=TEXT)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
@@ -75,7 +75,7 @@ class Invitation(TenantOwned, table=True):
     __tablename__ = "invitations"
 
     email: str
-    role: Role = Field(sa_type=TEXT)  # type: ignore[call-overload]
+    role: Role = Field(sa_type=TEXT)
     token_hash: str = Field(unique=True)
     invited_by: UUID = Field(foreign_key="users.id")
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))
@@ -143,7 +143,7 @@ class ApiKey(TenantOwned, table=True):
     name: str
     prefix: str = Field(unique=True)  # shown in lists; the secret part is only ever hashed
     key_hash: str
-    role: Role = Field(sa_type=TEXT)  # type: ignore[call-overload]
+    role: Role = Field(sa_type=TEXT)
     scopes: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
     created_by: UUID | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

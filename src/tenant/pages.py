@@ -16,11 +16,18 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
-from depotline.auth import Principal, new_csrf_token, platform_only, principal_of, requires, signed_in
+from depotline.auth import (
+    Principal,
+    new_csrf_token,
+    platform_only,
+    principal_of,
+    requires,
+    signed_in,
+)
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope, user_scope
-from depotline.oidc import LoginState, OidcClientConfig, OidcError, begin_login, complete_login
 from depotline.errors import DomainError, InvalidInput, NotFound, TooManyAttempts
+from depotline.oidc import LoginState, OidcClientConfig, OidcError, begin_login, complete_login
 from tenant import service
 from tenant.models import Role, TenantKind
 from tenant.repository import TenantRepository
@@ -49,7 +56,12 @@ def render(request: Req, template: str, status_code: int = 200, **context: Any) 
     principal = request.scope.get("user")
     return Template(
         template_name=template,
-        context={"principal": principal, "csrf_value": csrf(request), "messages": messages, **context},
+        context={
+            "principal": principal,
+            "csrf_value": csrf(request),
+            "messages": messages,
+            **context,
+        },
         status_code=status_code,
     )
 
@@ -63,7 +75,9 @@ def back(request: Req, default: str) -> Redirect:
     return Redirect(path=default)
 
 
-async def attempt(request: Req, action: Callable[[], Awaitable[Any]], success: str, to: str) -> Redirect:
+async def attempt(
+    request: Req, action: Callable[[], Awaitable[Any]], success: str, to: str
+) -> Redirect:
     """Run a form's action; show its outcome (or the rule it broke) on the page we go back to."""
     try:
         await action()
@@ -82,7 +96,7 @@ class AuthPages(Controller):
     include_in_schema = False
 
     @get("/sign-in", name="sign_in")
-    async def sign_in_form(self, request: Req, next: str = "/") -> Template:  # noqa: A002
+    async def sign_in_form(self, request: Req, next: str = "/") -> Template:
         return render(request, "tenant/sign_in.html", next=_safe_next(next))
 
     @post("/sign-in")
@@ -103,7 +117,14 @@ class AuthPages(Controller):
         except DomainError as exc:
             log.info("sign-in refused", email=email, reason=exc.detail)
             status = 429 if isinstance(exc, TooManyAttempts) else 400
-            return render(request, "tenant/sign_in.html", status, error=exc.detail, email=email, next=next_path)
+            return render(
+                request,
+                "tenant/sign_in.html",
+                status,
+                error=exc.detail,
+                email=email,
+                next=next_path,
+            )
         request.session.clear()  # a new session id on sign-in: no session fixation
         request.session.update(user_id=str(user.id), csrf=new_csrf_token())
         with user_scope(user.id):
@@ -115,14 +136,18 @@ class AuthPages(Controller):
         return Redirect(path=f"/auth/choose-tenant?next={next_path}")
 
     @get("/choose-tenant")
-    async def choose_form(self, request: Req, db: NamedDependency[Database], next: str = "/") -> Template | Redirect:  # noqa: A002
+    async def choose_form(
+        self, request: Req, db: NamedDependency[Database], next: str = "/"
+    ) -> Template | Redirect:
         user_id = _session_user(request)
         if user_id is None:
             return Redirect(path="/auth/sign-in")
         with user_scope(user_id):
             async with db.session() as session:
                 memberships = await service.memberships_with_tenants(session, user_id)
-        return render(request, "tenant/choose_tenant.html", memberships=memberships, next=_safe_next(next))
+        return render(
+            request, "tenant/choose_tenant.html", memberships=memberships, next=_safe_next(next)
+        )
 
     @post("/choose-tenant")
     async def choose(self, request: Req, db: NamedDependency[Database]) -> Redirect:
@@ -170,7 +195,11 @@ class AuthPages(Controller):
 
     @get("/reset/{token:str}")
     async def reset_form(
-        self, request: Req, token: FromPath[str], db: NamedDependency[Database], settings: NamedDependency[Settings]
+        self,
+        request: Req,
+        token: FromPath[str],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
     ) -> Template:
         async with db.session() as session:
             await service.check_reset_token(session, token, settings.session_secret())
@@ -178,7 +207,11 @@ class AuthPages(Controller):
 
     @post("/reset/{token:str}")
     async def reset(
-        self, request: Req, token: FromPath[str], db: NamedDependency[Database], settings: NamedDependency[Settings]
+        self,
+        request: Req,
+        token: FromPath[str],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
     ) -> Template | Redirect:
         password = (await form_of(request)).get("password", "")
         try:
@@ -200,7 +233,11 @@ class SsoPages(Controller):
 
     @get("/")
     async def begin(
-        self, request: Req, db: NamedDependency[Database], settings: NamedDependency[Settings], tenant: str = ""
+        self,
+        request: Req,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        tenant: str = "",
     ) -> Redirect | Template:
         async with db.session() as session:
             found = await TenantRepository(session).tenant_by_slug(tenant.strip().lower())
@@ -210,12 +247,24 @@ class SsoPages(Controller):
                 async with db.session() as session:
                     config = await TenantRepository(session).sso_config(found.id)
         if found is None or config is None or not config.enabled:
-            return render(request, "tenant/sign_in.html", 404, error="No single sign-on is set up for that company code", next="/")
-        client = OidcClientConfig(config.issuer, config.client_id, service.sso_client_secret(config, settings.session_secret()))
+            return render(
+                request,
+                "tenant/sign_in.html",
+                404,
+                error="No single sign-on is set up for that company code",
+                next="/",
+            )
+        client = OidcClientConfig(
+            config.issuer,
+            config.client_id,
+            service.sso_client_secret(config, settings.session_secret()),
+        )
         try:
             url, state = await begin_login(client, _callback_url(request))
         except OidcError as exc:
-            return render(request, "tenant/sign_in.html", 502, error=f"Single sign-on failed: {exc}", next="/")
+            return render(
+                request, "tenant/sign_in.html", 502, error=f"Single sign-on failed: {exc}", next="/"
+            )
         request.session["sso"] = {"tenant_id": str(found.id), "login": state.to_dict()}
         return Redirect(path=url)
 
@@ -225,22 +274,44 @@ class SsoPages(Controller):
     ) -> Redirect | Template:
         pending = request.session.pop("sso", None) if request.session else None
         if not pending:
-            return render(request, "tenant/sign_in.html", 400, error="The single sign-on attempt expired; start again", next="/")
+            return render(
+                request,
+                "tenant/sign_in.html",
+                400,
+                error="The single sign-on attempt expired; start again",
+                next="/",
+            )
         tenant_id = UUID(pending["tenant_id"])
         with tenant_scope(tenant_id):
             async with db.session() as session:
                 config = await TenantRepository(session).sso_config(tenant_id)
         if config is None:
-            return render(request, "tenant/sign_in.html", 400, error="Single sign-on is no longer set up", next="/")
-        client = OidcClientConfig(config.issuer, config.client_id, service.sso_client_secret(config, settings.session_secret()))
+            return render(
+                request,
+                "tenant/sign_in.html",
+                400,
+                error="Single sign-on is no longer set up",
+                next="/",
+            )
+        client = OidcClientConfig(
+            config.issuer,
+            config.client_id,
+            service.sso_client_secret(config, settings.session_secret()),
+        )
         try:
-            identity = await complete_login(client, LoginState.from_dict(pending["login"]), dict(request.query_params))
+            identity = await complete_login(
+                client, LoginState.from_dict(pending["login"]), dict(request.query_params)
+            )
         except OidcError as exc:
-            return render(request, "tenant/sign_in.html", 400, error=f"Single sign-on failed: {exc}", next="/")
+            return render(
+                request, "tenant/sign_in.html", 400, error=f"Single sign-on failed: {exc}", next="/"
+            )
         try:
             with tenant_scope(tenant_id):
                 async with db.session() as session:
-                    user = await service.sso_member(session, tenant_id, identity, client_ip(request))
+                    user = await service.sso_member(
+                        session, tenant_id, identity, client_ip(request)
+                    )
         except DomainError as exc:
             return render(request, "tenant/sign_in.html", exc.status, error=exc.detail, next="/")
         request.session.clear()
@@ -259,30 +330,56 @@ class InvitationPages(Controller):
 
     @get("/{tenant_id:uuid}/{token:str}", name="accept_invitation")
     async def accept_form(
-        self, request: Req, tenant_id: FromPath[UUID], token: FromPath[str], db: NamedDependency[Database]
+        self,
+        request: Req,
+        tenant_id: FromPath[UUID],
+        token: FromPath[str],
+        db: NamedDependency[Database],
     ) -> Template:
         with tenant_scope(tenant_id):
             async with db.session() as session:
                 invitation, tenant = await service.pending_invitation(session, token)
-        return render(request, "tenant/accept.html", tenant_id=tenant_id, token=token, invitation=invitation, tenant=tenant)
+        return render(
+            request,
+            "tenant/accept.html",
+            tenant_id=tenant_id,
+            token=token,
+            invitation=invitation,
+            tenant=tenant,
+        )
 
     @post("/{tenant_id:uuid}/{token:str}")
     async def accept(
-        self, request: Req, tenant_id: FromPath[UUID], token: FromPath[str], db: NamedDependency[Database]
+        self,
+        request: Req,
+        tenant_id: FromPath[UUID],
+        token: FromPath[str],
+        db: NamedDependency[Database],
     ) -> Template | Redirect:
         form = await form_of(request)
         try:
             with tenant_scope(tenant_id):
                 async with db.session() as session:
-                    await service.accept_invitation(session, token, form.get("name", ""), form.get("password"))
+                    await service.accept_invitation(
+                        session, token, form.get("name", ""), form.get("password")
+                    )
         except DomainError as exc:
-            return render(request, "tenant/accept.html", exc.status, tenant_id=tenant_id, token=token, error=exc.detail)
+            return render(
+                request,
+                "tenant/accept.html",
+                exc.status,
+                tenant_id=tenant_id,
+                token=token,
+                error=exc.detail,
+            )
         flash(request, "Welcome aboard. Sign in to continue.")
         return Redirect(path="/auth/sign-in")
 
 
 def _enter(request: Req, tenant_id: UUID) -> None:
-    request.session.update(home_tenant_id=str(tenant_id), acting_tenant_id=str(tenant_id), seat_session_id=None)
+    request.session.update(
+        home_tenant_id=str(tenant_id), acting_tenant_id=str(tenant_id), seat_session_id=None
+    )
 
 
 def _session_user(request: Req) -> UUID | None:
@@ -319,7 +416,9 @@ class AdminPages(Controller):
             members = await repo.members(await repo.visible_tenant_ids())
             invitations = await repo.invitations()
         roles = [r for r in Role if r != Role.PLATFORM_ADMIN]
-        return render(request, "tenant/users.html", members=members, invitations=invitations, roles=roles)
+        return render(
+            request, "tenant/users.html", members=members, invitations=invitations, roles=roles
+        )
 
     @post("/users/invite", guards=[requires(*ADMINS)])
     async def invite(self, request: Req, db: NamedDependency[Database]) -> Redirect | Template:
@@ -327,16 +426,25 @@ class AdminPages(Controller):
         principal = principal_of(request)
         try:
             async with db.session() as session:
-                invitation, token = await service.invite(session, principal, form.get("email", ""), form.get("role", ""))
+                invitation, token = await service.invite(
+                    session, principal, form.get("email", ""), form.get("role", "")
+                )
         except DomainError as exc:
             flash(request, exc.detail, "error")
             return Redirect(path="/admin/users")
-        link = str(request.url_for("accept_invitation", tenant_id=invitation.tenant_id, token=token))
-        flash(request, f"Invitation created for {invitation.email}. Send them this link (shown once): {link}")
+        link = str(
+            request.url_for("accept_invitation", tenant_id=invitation.tenant_id, token=token)
+        )
+        flash(
+            request,
+            f"Invitation created for {invitation.email}. Send them this link (shown once): {link}",
+        )
         return Redirect(path="/admin/users")
 
     @post("/users/{user_id:uuid}/role", guards=[requires(*ADMINS)])
-    async def change_role(self, request: Req, user_id: FromPath[UUID], db: NamedDependency[Database]) -> Redirect:
+    async def change_role(
+        self, request: Req, user_id: FromPath[UUID], db: NamedDependency[Database]
+    ) -> Redirect:
         role = (await form_of(request)).get("role", "")
 
         async def action() -> None:
@@ -358,8 +466,13 @@ class AdminPages(Controller):
             ids = {x for lease in leases for x in (lease.tenant_id, lease.operator_id) if x}
             ids |= {a.client_id for a in assignments} | {s.tenant_id for s in open_seats}
             tenants = await repo.tenants_by_ids(list(ids))
-            users = {uid: await repo.get_user(uid) for uid in {a.user_id for a in assignments} | {s.user_id for s in open_seats}}
-        in_use = {lease.id: sum(1 for s in open_seats if s.lease_id == lease.id) for lease in leases}
+            users = {
+                uid: await repo.get_user(uid)
+                for uid in {a.user_id for a in assignments} | {s.user_id for s in open_seats}
+            }
+        in_use = {
+            lease.id: sum(1 for s in open_seats if s.lease_id == lease.id) for lease in leases
+        }
         return render(
             request,
             "tenant/seats.html",
@@ -391,7 +504,12 @@ class AdminPages(Controller):
             operator = UUID(form["operator_id"]) if form.get("operator_id") else None
             async with db.session() as session:
                 await service.create_lease(
-                    session, principal_of(request), seats=seats, starts_on=starts_on, ends_on=ends_on, operator_id=operator
+                    session,
+                    principal_of(request),
+                    seats=seats,
+                    starts_on=starts_on,
+                    ends_on=ends_on,
+                    operator_id=operator,
                 )
 
         return await attempt(request, action, "Seats leased", "/admin/seats")
@@ -411,10 +529,14 @@ class AdminPages(Controller):
         return await attempt(request, action, "Agent assigned", "/admin/seats")
 
     @post("/seats/{seat_session_id:uuid}/free", guards=[requires(*SUPERVISORS)])
-    async def free(self, request: Req, seat_session_id: FromPath[UUID], db: NamedDependency[Database]) -> Redirect:
+    async def free(
+        self, request: Req, seat_session_id: FromPath[UUID], db: NamedDependency[Database]
+    ) -> Redirect:
         async def action() -> None:
             async with db.session() as session:
-                await service.leave_seat(session, principal_of(request), seat_session_id, "freed by supervisor")
+                await service.leave_seat(
+                    session, principal_of(request), seat_session_id, "freed by supervisor"
+                )
 
         return await attempt(request, action, "Seat freed", "/admin/seats")
 
@@ -430,11 +552,18 @@ class AdminPages(Controller):
         principal = principal_of(request)
 
         async def action() -> None:
-            parent = UUID(form["parent_id"]) if form.get("parent_id") else principal.acting_tenant_id
+            parent = (
+                UUID(form["parent_id"]) if form.get("parent_id") else principal.acting_tenant_id
+            )
             kind = TenantKind(form.get("kind") or TenantKind.CLIENT)
             async with db.session() as session:
                 await service.create_tenant(
-                    session, principal, name=form.get("name", ""), slug=form.get("slug", ""), kind=kind, parent_id=parent
+                    session,
+                    principal,
+                    name=form.get("name", ""),
+                    slug=form.get("slug", ""),
+                    kind=kind,
+                    parent_id=parent,
                 )
 
         return await attempt(request, action, "Added", "/admin/branches")
@@ -444,7 +573,13 @@ class AdminPages(Controller):
         async with db.session() as session:
             keys = await TenantRepository(session).api_keys()
         roles = [r for r in Role if r != Role.PLATFORM_ADMIN]
-        return render(request, "tenant/api_keys.html", keys=keys, roles=roles, new_key=request.session.pop("new_key", None))
+        return render(
+            request,
+            "tenant/api_keys.html",
+            keys=keys,
+            roles=roles,
+            new_key=request.session.pop("new_key", None),
+        )
 
     @post("/api-keys", guards=[requires(*ADMINS)])
     async def create_api_key(self, request: Req, db: NamedDependency[Database]) -> Redirect:
@@ -453,7 +588,11 @@ class AdminPages(Controller):
         try:
             async with db.session() as session:
                 _, raw = await service.create_api_key(
-                    session, principal_of(request), str(form.get("name", "")), str(form.get("role", "read_only")), scopes
+                    session,
+                    principal_of(request),
+                    str(form.get("name", "")),
+                    str(form.get("role", "read_only")),
+                    scopes,
                 )
         except DomainError as exc:
             flash(request, exc.detail, "error")
@@ -462,7 +601,9 @@ class AdminPages(Controller):
         return Redirect(path="/admin/api-keys")
 
     @post("/api-keys/{key_id:uuid}/revoke", guards=[requires(*ADMINS)])
-    async def revoke_api_key(self, request: Req, key_id: FromPath[UUID], db: NamedDependency[Database]) -> Redirect:
+    async def revoke_api_key(
+        self, request: Req, key_id: FromPath[UUID], db: NamedDependency[Database]
+    ) -> Redirect:
         async def action() -> None:
             async with db.session() as session:
                 await service.revoke_api_key(session, principal_of(request), key_id)
@@ -472,11 +613,15 @@ class AdminPages(Controller):
     @get("/sso", guards=[requires(*ADMINS)])
     async def sso(self, request: Req, db: NamedDependency[Database]) -> Template:
         async with db.session() as session:
-            config = await TenantRepository(session).sso_config(principal_of(request).acting_tenant_id)
+            config = await TenantRepository(session).sso_config(
+                principal_of(request).acting_tenant_id
+            )
         return render(request, "tenant/sso.html", config=config)
 
     @post("/sso", guards=[requires(*ADMINS)])
-    async def save_sso(self, request: Req, db: NamedDependency[Database], settings: NamedDependency[Settings]) -> Redirect:
+    async def save_sso(
+        self, request: Req, db: NamedDependency[Database], settings: NamedDependency[Settings]
+    ) -> Redirect:
         form = await form_of(request)
 
         async def action() -> None:
@@ -494,11 +639,19 @@ class AdminPages(Controller):
 
     @get("/audit", guards=[requires(*ADMINS)])
     async def audit(
-        self, request: Req, db: NamedDependency[Database], action: str | None = None, record: str | None = None
+        self,
+        request: Req,
+        db: NamedDependency[Database],
+        action: str | None = None,
+        record: str | None = None,
     ) -> Template:
         async with db.session() as session:
-            entries = await TenantRepository(session).audit_entries(action=action or None, record_id=record or None)
-        return render(request, "tenant/audit.html", entries=entries, action=action or "", record=record or "")
+            entries = await TenantRepository(session).audit_entries(
+                action=action or None, record_id=record or None
+            )
+        return render(
+            request, "tenant/audit.html", entries=entries, action=action or "", record=record or ""
+        )
 
 
 class SeatPages(Controller):
@@ -559,10 +712,17 @@ class PlatformPages(Controller):
                 kind = TenantKind(form.get("kind", ""))
             except ValueError:
                 raise InvalidInput("Choose client or operator", field="kind") from None
-            parent = UUID(form["parent_id"]) if form.get("parent_id") else principal.acting_tenant_id
+            parent = (
+                UUID(form["parent_id"]) if form.get("parent_id") else principal.acting_tenant_id
+            )
             async with db.session() as session:
                 await service.create_tenant(
-                    session, principal, name=form.get("name", ""), slug=form.get("slug", ""), kind=kind, parent_id=parent
+                    session,
+                    principal,
+                    name=form.get("name", ""),
+                    slug=form.get("slug", ""),
+                    kind=kind,
+                    parent_id=parent,
                 )
 
         return await attempt(request, action, "Tenant created", "/platform/tenants")

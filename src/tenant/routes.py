@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery
-from litestar.response import Redirect, Template
+from litestar.params import FromPath, FromQuery
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from depotline.auth import Principal, new_csrf_token, platform_only, principal_of, requires, signed_in
+from depotline.auth import (
+    Principal,
+    platform_only,
+    principal_of,
+    requires,
+    signed_in,
+)
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope, user_scope
-from depotline.errors import DomainError, NotFound
+from depotline.errors import NotFound
 from tenant import service
-from tenant.models import Role, TenantKind
+from tenant.models import Role
 from tenant.repository import TenantRepository
 from tenant.schemas import (
     ApiKeyCreated,
@@ -56,8 +60,12 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
     authorization = connection.headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return await _api_key_principal(db, authorization[7:].strip())
-    session = connection.scope.get("session") or {}
-    if not session.get("user_id") or not session.get("home_tenant_id"):
+    session = connection.scope.get("session")
+    if (
+        not isinstance(session, dict)
+        or not session.get("user_id")
+        or not session.get("home_tenant_id")
+    ):
         return None
     user_id = UUID(session["user_id"])
     home = UUID(session["home_tenant_id"])
@@ -75,7 +83,9 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
             return await service.principal_for(db_session, user, home, acting, seat_id)
 
 
-async def _seat_still_held(db: Database, client_id: UUID, seat_id: UUID | None, user_id: UUID) -> bool:
+async def _seat_still_held(
+    db: Database, client_id: UUID, seat_id: UUID | None, user_id: UUID
+) -> bool:
     if seat_id is None:
         return False
     with tenant_scope(client_id):
@@ -133,7 +143,7 @@ class TenantApi(Controller):
     path = "/api/v1"
     tags = ["tenants"]
     guards = [signed_in]
-    dependencies = {"session": provide_session, "principal": provide_principal}  # noqa: RUF012
+    dependencies = {"session": provide_session, "principal": provide_principal}
 
     @get("/me", summary="Who am I, acting for which tenant")
     async def me(self, principal: Principal) -> dict[str, Any]:
@@ -150,7 +160,9 @@ class TenantApi(Controller):
 
     @get("/tenants", summary="The acting tenant and its branches")
     async def tenants(self, session: AsyncSession) -> list[TenantOut]:
-        return [TenantOut.model_validate(t) for t in await TenantRepository(session).visible_tenants()]
+        return [
+            TenantOut.model_validate(t) for t in await TenantRepository(session).visible_tenants()
+        ]
 
     @get("/tenants/{tenant_id:uuid}")
     async def tenant(self, session: AsyncSession, tenant_id: FromPath[UUID]) -> TenantOut:
@@ -159,8 +171,14 @@ class TenantApi(Controller):
             raise NotFound("No such tenant")
         return TenantOut.model_validate(await repo.get_tenant(tenant_id))
 
-    @post("/tenants", guards=[requires(*ADMINS)], summary="Add a branch (or, for platform admins, a tenant)")
-    async def create_tenant(self, session: AsyncSession, principal: Principal, data: TenantIn) -> TenantOut:
+    @post(
+        "/tenants",
+        guards=[requires(*ADMINS)],
+        summary="Add a branch (or, for platform admins, a tenant)",
+    )
+    async def create_tenant(
+        self, session: AsyncSession, principal: Principal, data: TenantIn
+    ) -> TenantOut:
         tenant = await service.create_tenant(
             session,
             principal,
@@ -184,7 +202,9 @@ class TenantApi(Controller):
     @get("/users/{user_id:uuid}")
     async def user(self, session: AsyncSession, user_id: FromPath[UUID]) -> MemberOut:
         repo = TenantRepository(session)
-        found = _raise_as_404_if_missing(await repo.member(user_id, await repo.visible_tenant_ids()), "user")
+        found = _raise_as_404_if_missing(
+            await repo.member(user_id, await repo.visible_tenant_ids()), "user"
+        )
         return _member(*found)
 
     @patch("/users/{user_id:uuid}", guards=[requires(*ADMINS)])
@@ -195,24 +215,36 @@ class TenantApi(Controller):
         return {"role": membership.role}
 
     @delete("/users/{user_id:uuid}", guards=[requires(*ADMINS)], status_code=204)
-    async def remove_member(self, session: AsyncSession, principal: Principal, user_id: FromPath[UUID]) -> None:
+    async def remove_member(
+        self, session: AsyncSession, principal: Principal, user_id: FromPath[UUID]
+    ) -> None:
         await service.remove_member(session, principal, user_id)
 
     @get("/invitations", guards=[requires(*ADMINS)])
     async def invitations(self, session: AsyncSession) -> list[InvitationOut]:
-        return [InvitationOut.model_validate(i) for i in await TenantRepository(session).invitations()]
+        return [
+            InvitationOut.model_validate(i) for i in await TenantRepository(session).invitations()
+        ]
 
     @post("/invitations", guards=[requires(*ADMINS)])
     async def invite(
-        self, request: Request[Any, Any, Any], session: AsyncSession, principal: Principal, data: InvitationIn
+        self,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        principal: Principal,
+        data: InvitationIn,
     ) -> InvitationCreated:
         invitation, token = await service.invite(session, principal, data.email, data.role)
         url = str(request.url_for("accept_invitation", tenant_id=invitation.tenant_id, token=token))
-        return InvitationCreated(invitation=InvitationOut.model_validate(invitation), accept_url=url)
+        return InvitationCreated(
+            invitation=InvitationOut.model_validate(invitation), accept_url=url
+        )
 
     @get("/seat-leases", summary="Seat leases: a client's own, or an operator's with its clients")
     async def leases(self, session: AsyncSession) -> list[LeaseOut]:
-        return [LeaseOut.model_validate(lease) for lease in await TenantRepository(session).leases()]
+        return [
+            LeaseOut.model_validate(lease) for lease in await TenantRepository(session).leases()
+        ]
 
     @get("/seat-leases/{lease_id:uuid}")
     async def lease(self, session: AsyncSession, lease_id: FromPath[UUID]) -> LeaseOut:
@@ -220,33 +252,58 @@ class TenantApi(Controller):
         return LeaseOut.model_validate(_raise_as_404_if_missing(lease, "lease"))
 
     @post("/seat-leases", guards=[requires(*ADMINS)])
-    async def create_lease(self, session: AsyncSession, principal: Principal, data: LeaseIn) -> LeaseOut:
+    async def create_lease(
+        self, session: AsyncSession, principal: Principal, data: LeaseIn
+    ) -> LeaseOut:
         lease = await service.create_lease(
-            session, principal, seats=data.seats, starts_on=data.starts_on, ends_on=data.ends_on, operator_id=data.operator_id
+            session,
+            principal,
+            seats=data.seats,
+            starts_on=data.starts_on,
+            ends_on=data.ends_on,
+            operator_id=data.operator_id,
         )
         return LeaseOut.model_validate(lease)
 
     @patch("/seat-leases/{lease_id:uuid}", guards=[requires(*ADMINS)])
     async def change_lease(
-        self, session: AsyncSession, principal: Principal, lease_id: FromPath[UUID], data: LeaseChange
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        lease_id: FromPath[UUID],
+        data: LeaseChange,
     ) -> LeaseOut:
-        return LeaseOut.model_validate(await service.change_lease_seats(session, principal, lease_id, data.seats))
+        return LeaseOut.model_validate(
+            await service.change_lease_seats(session, principal, lease_id, data.seats)
+        )
 
     @get("/seat-assignments")
     async def assignments(self, session: AsyncSession) -> list[AssignmentOut]:
-        return [AssignmentOut.model_validate(a) for a in await TenantRepository(session).assignments()]
+        return [
+            AssignmentOut.model_validate(a) for a in await TenantRepository(session).assignments()
+        ]
 
     @post("/seat-assignments", guards=[requires(*SUPERVISORS)])
-    async def assign(self, session: AsyncSession, principal: Principal, data: AssignmentIn) -> AssignmentOut:
-        return AssignmentOut.model_validate(await service.assign_agent(session, principal, data.client_id, data.user_id))
+    async def assign(
+        self, session: AsyncSession, principal: Principal, data: AssignmentIn
+    ) -> AssignmentOut:
+        return AssignmentOut.model_validate(
+            await service.assign_agent(session, principal, data.client_id, data.user_id)
+        )
 
-    @delete("/seat-assignments/{assignment_id:uuid}", guards=[requires(*SUPERVISORS)], status_code=204)
-    async def revoke(self, session: AsyncSession, principal: Principal, assignment_id: FromPath[UUID]) -> None:
+    @delete(
+        "/seat-assignments/{assignment_id:uuid}", guards=[requires(*SUPERVISORS)], status_code=204
+    )
+    async def revoke(
+        self, session: AsyncSession, principal: Principal, assignment_id: FromPath[UUID]
+    ) -> None:
         await service.revoke_assignment(session, principal, assignment_id)
 
     @get("/seat-sessions", summary="Seat usage: open seats, and closed ones since a time")
     async def seat_sessions(
-        self, session: AsyncSession, since: Annotated[datetime | None, FromQuery] = None  # type: ignore[valid-type]
+        self,
+        session: AsyncSession,
+        since: FromQuery[datetime | None] = None,
     ) -> list[SeatSessionOut]:
         rows = await TenantRepository(session).seat_sessions(since)
         return [SeatSessionOut.model_validate(s) for s in rows]
@@ -255,7 +312,9 @@ class TenantApi(Controller):
     async def free_seat(
         self, session: AsyncSession, principal: Principal, seat_session_id: FromPath[UUID]
     ) -> SeatSessionOut:
-        seat = await service.leave_seat(session, principal, seat_session_id, reason="freed by supervisor")
+        seat = await service.leave_seat(
+            session, principal, seat_session_id, reason="freed by supervisor"
+        )
         return SeatSessionOut.model_validate(seat)
 
     @get("/audit", guards=[requires(*ADMINS)])
@@ -287,12 +346,18 @@ class TenantApi(Controller):
         return [ApiKeyOut.model_validate(k) for k in await TenantRepository(session).api_keys()]
 
     @post("/api-keys", guards=[requires(*ADMINS)])
-    async def create_api_key(self, session: AsyncSession, principal: Principal, data: ApiKeyIn) -> ApiKeyCreated:
-        key, raw = await service.create_api_key(session, principal, data.name, data.role, data.scopes)
+    async def create_api_key(
+        self, session: AsyncSession, principal: Principal, data: ApiKeyIn
+    ) -> ApiKeyCreated:
+        key, raw = await service.create_api_key(
+            session, principal, data.name, data.role, data.scopes
+        )
         return ApiKeyCreated(api_key=ApiKeyOut.model_validate(key), key=raw)
 
     @delete("/api-keys/{key_id:uuid}", guards=[requires(*ADMINS)], status_code=204)
-    async def revoke_api_key(self, session: AsyncSession, principal: Principal, key_id: FromPath[UUID]) -> None:
+    async def revoke_api_key(
+        self, session: AsyncSession, principal: Principal, key_id: FromPath[UUID]
+    ) -> None:
         await service.revoke_api_key(session, principal, key_id)
 
     @get("/sso", guards=[requires(*ADMINS)])
@@ -302,10 +367,19 @@ class TenantApi(Controller):
 
     @put("/sso", guards=[requires(*ADMINS)])
     async def save_sso(
-        self, session: AsyncSession, principal: Principal, settings: NamedDependency[Settings], data: SsoIn
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        settings: NamedDependency[Settings],
+        data: SsoIn,
     ) -> SsoOut:
         config = await service.save_sso(
-            session, principal, data.issuer, data.client_id, data.client_secret, settings.session_secret()
+            session,
+            principal,
+            data.issuer,
+            data.client_id,
+            data.client_secret,
+            settings.session_secret(),
         )
         return SsoOut.model_validate(config)
 
@@ -316,11 +390,13 @@ class PlatformApi(Controller):
     path = "/api/v1/platform"
     tags = ["platform"]
     guards = [platform_only]
-    dependencies = {"session": provide_session, "principal": provide_principal}  # noqa: RUF012
+    dependencies = {"session": provide_session, "principal": provide_principal}
 
     @get("/tenants")
     async def tenants(self, session: AsyncSession) -> list[TenantOut]:
-        return [TenantOut.model_validate(t) for t in await TenantRepository(session).visible_tenants()]
+        return [
+            TenantOut.model_validate(t) for t in await TenantRepository(session).visible_tenants()
+        ]
 
 
 class SeatApi(Controller):
@@ -338,7 +414,9 @@ class SeatApi(Controller):
         return SeatSessionOut.model_validate(seat)
 
     @post("/sign-out", summary="Give the seat back")
-    async def sign_out(self, request: Request[Any, Any, Any], db: NamedDependency[Database]) -> dict[str, bool]:
+    async def sign_out(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Database]
+    ) -> dict[str, bool]:
         return {"released": await leave_seat_for(request, db)}
 
 
@@ -379,5 +457,9 @@ def _home_principal(principal: Principal) -> Principal:
 
 def _member(membership: Any, user: Any) -> MemberOut:
     return MemberOut(
-        user_id=user.id, tenant_id=membership.tenant_id, email=user.email, name=user.name, role=membership.role
+        user_id=user.id,
+        tenant_id=membership.tenant_id,
+        email=user.email,
+        name=user.name,
+        role=membership.role,
     )

@@ -24,7 +24,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from depotline.auth import Principal
 from depotline.db import utcnow
-from depotline.oidc import OidcIdentity
 from depotline.errors import (
     Conflict,
     DomainError,
@@ -34,6 +33,7 @@ from depotline.errors import (
     NotPermitted,
     TooManyAttempts,
 )
+from depotline.oidc import OidcIdentity
 from tenant.models import (
     ApiKey,
     AuditEntry,
@@ -543,7 +543,7 @@ async def change_lease_seats(
 async def assign_agent(
     session: AsyncSession, actor: Principal, client_id: UUID, user_id: UUID
 ) -> SeatAssignment:
-    """An operator lets one of its agents work a client's seats; it needs a lease with that client."""
+    """An operator lets one of its agents work a client's seats (needs a lease with the client)."""
     if actor.acting_tenant_kind != TenantKind.OPERATOR:
         raise NotPermitted("Only operators assign agents to clients' seats")
     repo = TenantRepository(session)
@@ -805,10 +805,19 @@ async def sso_member(
     repo = TenantRepository(session)
     user = await repo.user_by_email(identity.email)
     if user is None or not user.active or await repo.membership(tenant_id, user.id) is None:
-        raise NotPermitted(f"{identity.email} has no account here; ask your administrator for an invitation")
+        raise NotPermitted(
+            f"{identity.email} has no account here; ask your administrator for an invitation"
+        )
     audit(
-        session, None, "sso.sign_in", tenant_id=tenant_id, record_type="user", record_id=user.id,
-        ip=ip, issuer=identity.issuer, subject=identity.subject,
+        session,
+        None,
+        "sso.sign_in",
+        tenant_id=tenant_id,
+        record_type="user",
+        record_id=user.id,
+        ip=ip,
+        issuer=identity.issuer,
+        subject=identity.subject,
     )
     return user
 

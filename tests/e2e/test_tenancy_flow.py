@@ -8,18 +8,28 @@ Every person has a browser context of their own (own cookies), as if on their ow
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, Response, Route, expect
 
 from depotline.db import Database, tenant_scope
 from tenant import demo
-from tenant.models import Membership, Role, Tenant, TenantKind, User
+from tenant.models import (
+    Membership,
+    Role,
+    SeatAssignment,
+    SeatLease,
+    Tenant,
+    TenantKind,
+    User,
+)
 from tenant.repository import TenantRepository
 from tenant.service import hash_password
 from tests.e2e.conftest import VIEWPORT, is_local
@@ -44,8 +54,15 @@ AGENTS = {  # CallPro's agents (demo data): email -> name
 INVITATION_LINK = re.compile(r"https?://\S+/invitations/[0-9a-f-]{36}/[A-Za-z0-9_-]+")
 
 
+@dataclass(frozen=True)
+class World:
+    client_id: UUID
+    operator_id: UUID
+    users: dict[str, UUID]  # email -> id
+
+
 @pytest.fixture
-async def nordic_parcel(db: Database) -> None:
+async def nordic_parcel(db: Database) -> World:
     """The demo world (platform, CallPro and its staff, two other clients with their own leases),
     plus a fresh client with one admin and no lease yet, so the test's lease collides with none."""
     await demo.seed(db)
@@ -64,6 +81,16 @@ async def nordic_parcel(db: Database) -> None:
     with tenant_scope(client.id):
         async with db.session() as session:
             TenantRepository(session).add(Membership(user_id=admin.id, role=Role.TENANT_ADMIN))
+    async with db.session() as session:
+        repo = TenantRepository(session)
+        operator = await repo.tenant_by_slug("callpro")
+        assert operator is not None
+        users = {}
+        for email in (CLIENT_ADMIN, SUPERVISOR, *AGENTS):
+            user = await repo.user_by_email(email)
+            assert user is not None
+            users[email] = user.id
+    return World(client.id, operator.id, users)
 
 
 @dataclass
@@ -135,7 +162,7 @@ async def take_seat(page: Page, client: str) -> None:
 
 
 async def test_client_leases_seats_operator_staffs_them_and_the_seat_limit_holds(
-    browsers: Browsers, nordic_parcel: None
+    browsers: Browsers, nordic_parcel: World
 ) -> None:
     today = date.today().isoformat()
 
@@ -281,4 +308,53 @@ async def test_client_leases_seats_operator_staffs_them_and_the_seat_limit_holds
     await take_seat(agents[first], CLIENT)
     await expect(error(agents[first])).to_contain_text(f"held by: {second}, {third}")
 
+    assert browsers.server_errors == []
+
+
+async def test_two_agents_racing_for_the_last_seat_get_one_seat_between_them(
+    browsers: Browsers, nordic_parcel: World, db: Database
+) -> None:
+    """Both press "Take a seat" at the same moment for a one-seat lease: exactly one is seated,
+    the other is refused with the winner's name (the lease rows are locked for the count)."""
+    world = nordic_parcel
+    with tenant_scope(world.client_id):
+        async with db.session() as session:
+            TenantRepository(session).add(
+                SeatLease(operator_id=world.operator_id, seats=1, starts_on=date.today())
+            )
+    racers = {"agent2@callpro.test": "Agent Wong Ka", "agent3@callpro.test": "Agent Sam Lee"}
+    with tenant_scope(world.operator_id):
+        async with db.session() as session:
+            TenantRepository(session).add(
+                *(SeatAssignment(client_id=world.client_id, user_id=world.users[e]) for e in racers)
+            )
+    pages: dict[str, Page] = {}
+    for email, name in racers.items():
+        pages[name] = await browsers.open()
+        await sign_in(pages[name], email)
+        await pages[name].goto("/seats/")
+    buttons = [p.get_by_role("button", name=f"Take a seat for {CLIENT}") for p in pages.values()]
+    await asyncio.gather(*(button.click() for button in buttons))
+
+    seated = []
+    for name, page in pages.items():
+        await expect(page.locator("p.flash")).to_have_count(1)
+        if await page.get_by_role("status").count():
+            await expect(page.get_by_test_id("current-seat")).to_contain_text(CLIENT)
+            seated.append(name)
+    assert len(seated) == 1, f"seated: {seated}"
+    (winner,) = seated
+    (loser,) = set(pages) - {winner}
+    refusal = error(pages[loser])
+    await expect(refusal).to_contain_text("seats of this client are in use")
+    await expect(refusal).to_contain_text(f"held by: {winner}")
+    await expect(pages[loser].get_by_test_id("current-seat")).to_have_count(0)
+
+    admin = await browsers.open()
+    await sign_in(admin, CLIENT_ADMIN, CLIENT_ADMIN_PASSWORD)
+    await admin.goto("/admin/seats")
+    await expect(row(admin.get_by_test_id("leases"), CLIENT, OPERATOR, "1 / 1")).to_have_count(1)
+    open_seats = admin.get_by_test_id("open-seats")
+    await expect(row(open_seats, winner, CLIENT)).to_have_count(1)
+    await expect(open_seats.get_by_role("button", name="Free seat")).to_have_count(1)
     assert browsers.server_errors == []

@@ -72,6 +72,6 @@ async def make_client(client: AsyncTestClient[Litestar]) -> AsyncIterator[MakeCl
 
     async def make() -> httpx.AsyncClient:
         # Not closed: closing would close the shared transport; `client` does that.
-        return httpx.AsyncClient(transport=client._transport, base_url=client.base_url)  # noqa: SLF001
+        return httpx.AsyncClient(transport=client._transport, base_url=client.base_url)
 
     yield make

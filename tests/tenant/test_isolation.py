@@ -47,7 +47,9 @@ async def b_records(db: Database, world: Demo) -> dict[str, str]:
         async with db.session() as session:
             from tenant import service
 
-            key, _ = await service.create_api_key(session, admin, "B's key", "tenant_admin", ["read", "write"])
+            key, _ = await service.create_api_key(
+                session, admin, "B's key", "tenant_admin", ["read", "write"]
+            )
             lease = (await TenantRepository(session).leases())[0]
             assignment = next(
                 a for a in await TenantRepository(session).assignments() if a.client_id == harbour
@@ -64,7 +66,7 @@ async def b_records(db: Database, world: Demo) -> dict[str, str]:
 
 
 def routes_with_identifiers(app: Litestar) -> list[tuple[str, str, list[str]]]:
-    found = []
+    found: list[tuple[str, str, list[str]]] = []
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
@@ -73,7 +75,7 @@ def routes_with_identifiers(app: Litestar) -> list[tuple[str, str, list[str]]]:
             continue
         for method in sorted(route.methods):
             if method not in ("HEAD", "OPTIONS"):
-                found.append((method, route.path, names))
+                found.append((str(method), route.path, names))
     return found
 
 
@@ -88,7 +90,9 @@ async def walk(
         if method == "GET":
             response = await browser.get(url, headers=headers, follow_redirects=False)
         else:
-            response = await browser.request(method, url, json=ANY_BODY, headers=headers, follow_redirects=False)
+            response = await browser.request(
+                method, url, json=ANY_BODY, headers=headers, follow_redirects=False
+            )
         if response.status_code != 404:
             leaks.append(f"{method} {url} -> {response.status_code} {response.text[:120]}")
     return leaks
@@ -108,7 +112,11 @@ async def b_state(db: Database, world: Demo) -> tuple[object, ...]:
 
 
 async def check_isolation(
-    app: Litestar, db: Database, world: Demo, browser: httpx.AsyncClient, headers: Callable[[], dict[str, str]] | dict[str, str]
+    app: Litestar,
+    db: Database,
+    world: Demo,
+    browser: httpx.AsyncClient,
+    headers: Callable[[], dict[str, str]] | dict[str, str],
 ) -> None:
     records = await b_records(db, world)
     before = await b_state(db, world)
@@ -123,7 +131,11 @@ async def check_isolation(
 
 
 async def test_signed_in_user_of_a_cannot_reach_b(
-    app: Litestar, client: AsyncTestClient[Litestar], make_client: MakeClient, db: Database, world: Demo
+    app: Litestar,
+    client: AsyncTestClient[Litestar],
+    make_client: MakeClient,
+    db: Database,
+    world: Demo,
 ) -> None:
     browser = await make_client()
     await sign_in(browser, "admin@swiftfreight.test")
@@ -132,14 +144,20 @@ async def test_signed_in_user_of_a_cannot_reach_b(
 
 
 async def test_api_key_of_a_cannot_reach_b(
-    app: Litestar, client: AsyncTestClient[Litestar], make_client: MakeClient, db: Database, world: Demo
+    app: Litestar,
+    client: AsyncTestClient[Litestar],
+    make_client: MakeClient,
+    db: Database,
+    world: Demo,
 ) -> None:
     admin = await principal(db, "admin@swiftfreight.test", world.tenants["swiftfreight"])
     with tenant_scope(admin.acting_tenant_id):
         async with db.session() as session:
             from tenant import service
 
-            _, raw = await service.create_api_key(session, admin, "A's key", "tenant_admin", ["read", "write"])
+            _, raw = await service.create_api_key(
+                session, admin, "A's key", "tenant_admin", ["read", "write"]
+            )
     integration = await make_client()
     await check_isolation(app, db, world, integration, {"authorization": f"Bearer {raw}"})
 
@@ -152,13 +170,19 @@ async def test_api_keys_are_scoped_and_revocable(
         async with db.session() as session:
             from tenant import service
 
-            reader, read_key = await service.create_api_key(session, admin, "reader", "tenant_admin", ["read"])
+            reader, read_key = await service.create_api_key(
+                session, admin, "reader", "tenant_admin", ["read"]
+            )
     bearer = {"authorization": f"Bearer {read_key}"}
     assert (await client.get("/api/v1/users", headers=bearer)).status_code == 200
-    write = await client.post("/api/v1/invitations", json={"email": "x@y.test", "role": "agent"}, headers=bearer)
+    write = await client.post(
+        "/api/v1/invitations", json={"email": "x@y.test", "role": "agent"}, headers=bearer
+    )
     assert write.status_code == 403 and "write scope" in write.json()["detail"]
     forged = read_key[:-3] + ("aaa" if not read_key.endswith("aaa") else "bbb")
-    assert (await client.get("/api/v1/users", headers={"authorization": f"Bearer {forged}"})).status_code == 401
+    assert (
+        await client.get("/api/v1/users", headers={"authorization": f"Bearer {forged}"})
+    ).status_code == 401
     with tenant_scope(admin.acting_tenant_id):
         async with db.session() as session:
             await service.revoke_api_key(session, admin, reader.id)
@@ -168,5 +192,3 @@ async def test_api_keys_are_scoped_and_revocable(
         async with db.session() as session:
             stored = await TenantRepository(session).get_api_key(reader.id)
     assert stored is not None and read_key.split("_")[-1] not in stored.key_hash
-
-

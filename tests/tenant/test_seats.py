@@ -38,22 +38,48 @@ async def test_lease_rules(db: Database, world: Demo) -> None:
     with tenant_scope(admin.acting_tenant_id):
         with pytest.raises(InvalidInput, match="at least one seat"):
             async with db.session() as session:
-                await service.create_lease(session, admin, seats=0, starts_on=date.today(), ends_on=None, operator_id=callpro)
+                await service.create_lease(
+                    session,
+                    admin,
+                    seats=0,
+                    starts_on=date.today(),
+                    ends_on=None,
+                    operator_id=callpro,
+                )
         with pytest.raises(Conflict, match="already covers"):
             async with db.session() as session:
-                await service.create_lease(session, admin, seats=3, starts_on=date.today(), ends_on=None, operator_id=callpro)
+                await service.create_lease(
+                    session,
+                    admin,
+                    seats=3,
+                    starts_on=date.today(),
+                    ends_on=None,
+                    operator_id=callpro,
+                )
         with pytest.raises(InvalidInput, match="No such operator"):
             async with db.session() as session:
                 await service.create_lease(
-                    session, admin, seats=3, starts_on=date.today(), ends_on=None, operator_id=world.tenants["harbour"]
+                    session,
+                    admin,
+                    seats=3,
+                    starts_on=date.today(),
+                    ends_on=None,
+                    operator_id=world.tenants["harbour"],
                 )
         with pytest.raises(InvalidInput, match="ends before"):
             async with db.session() as session:
                 await service.create_lease(
-                    session, admin, seats=3, starts_on=date.today(), ends_on=date.today() - timedelta(days=1), operator_id=None
+                    session,
+                    admin,
+                    seats=3,
+                    starts_on=date.today(),
+                    ends_on=date.today() - timedelta(days=1),
+                    operator_id=None,
                 )
         async with db.session() as session:
-            own = await service.create_lease(session, admin, seats=4, starts_on=date.today(), ends_on=None, operator_id=None)
+            own = await service.create_lease(
+                session, admin, seats=4, starts_on=date.today(), ends_on=None, operator_id=None
+            )
         assert own.seats == 4
 
 
@@ -100,7 +126,9 @@ async def test_seat_usage_is_recorded_from_when_to_when(db: Database, world: Dem
     with tenant_scope(world.tenants["swiftfreight"]):
         async with db.session() as session:
             rows = await TenantRepository(session).seat_sessions()
-    assert [(r.user_id, r.ended_at is not None) for r in rows] == [(world.users["agent1@callpro.test"], True)]
+    assert [(r.user_id, r.ended_at is not None) for r in rows] == [
+        (world.users["agent1@callpro.test"], True)
+    ]
     # Freed seat: someone else can now take it.
     await take(db, "agent2@callpro.test", world)
     await take(db, "agent3@callpro.test", world)
@@ -121,12 +149,22 @@ async def test_lease_cannot_shrink_below_seats_in_use(db: Database, world: Demo)
 async def test_assignment_needs_a_lease_with_that_client(db: Database, world: Demo) -> None:
     async with db.session() as session:
         repo = TenantRepository(session)
-        lonely = Tenant(name="Lonely Freight", slug="lonely", kind=TenantKind.CLIENT, parent_id=world.tenants["platform"])
+        lonely = Tenant(
+            name="Lonely Freight",
+            slug="lonely",
+            kind=TenantKind.CLIENT,
+            parent_id=world.tenants["platform"],
+        )
         repo.add(lonely)
     supervisor = await principal(db, "supervisor@callpro.test", world.tenants["callpro"])
-    with tenant_scope(supervisor.acting_tenant_id), pytest.raises(Conflict, match="no current seat lease"):
+    with (
+        tenant_scope(supervisor.acting_tenant_id),
+        pytest.raises(Conflict, match="no current seat lease"),
+    ):
         async with db.session() as session:
-            await service.assign_agent(session, supervisor, lonely.id, world.users["agent1@callpro.test"])
+            await service.assign_agent(
+                session, supervisor, lonely.id, world.users["agent1@callpro.test"]
+            )
 
 
 async def test_outsourced_agent_sees_client_data_only_while_on_a_seat(
@@ -137,7 +175,9 @@ async def test_outsourced_agent_sees_client_data_only_while_on_a_seat(
     await sign_in(agent, "agent1@callpro.test")
     assert (await agent.get(f"/api/v1/tenants/{swift}")).status_code == 404
     headers = {"x-csrf-token": await csrf_of(agent, "/seats/")}
-    taken = await agent.post("/api/v1/seats/sign-in", json={"client_id": str(swift)}, headers=headers)
+    taken = await agent.post(
+        "/api/v1/seats/sign-in", json={"client_id": str(swift)}, headers=headers
+    )
     assert taken.status_code == 201, taken.text
     me = (await agent.get("/api/v1/me")).json()
     assert me["tenant_name"] == "SwiftFreight" and me["seat_session_id"]
@@ -146,7 +186,9 @@ async def test_outsourced_agent_sees_client_data_only_while_on_a_seat(
     supervisor = await make_client()
     await sign_in(supervisor, "supervisor@callpro.test")
     sup_headers = {"x-csrf-token": await csrf_of(supervisor, "/seats/")}
-    freed = await supervisor.post(f"/api/v1/seat-sessions/{me['seat_session_id']}/free", headers=sup_headers)
+    freed = await supervisor.post(
+        f"/api/v1/seat-sessions/{me['seat_session_id']}/free", headers=sup_headers
+    )
     assert freed.status_code == 201, freed.text
 
     # The very next request of the agent is back in CallPro, without SwiftFreight's data.
@@ -166,7 +208,9 @@ async def test_seat_sign_in_over_http_reports_the_limit(
     statuses = []
     for agent in agents:
         headers = {"x-csrf-token": await csrf_of(agent, "/seats/")}
-        response = await agent.post("/api/v1/seats/sign-in", json={"client_id": swift}, headers=headers)
+        response = await agent.post(
+            "/api/v1/seats/sign-in", json={"client_id": swift}, headers=headers
+        )
         statuses.append(response.status_code)
     assert statuses == [201, 201, 409]
     assert "All 2 seats" in response.json()["detail"]

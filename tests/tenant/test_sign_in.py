@@ -30,7 +30,11 @@ async def test_session_cookie_is_httponly_and_samesite(
         "/auth/sign-in",
         data={"email": "admin@swiftfreight.test", "password": PASSWORD, "_csrf": token},
     )
-    cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("depotline_session="))
+    cookie = next(
+        v
+        for k, v in response.headers.multi_items()
+        if k == "set-cookie" and v.startswith("depotline_session=")
+    )
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("SameSite=Lax", "SameSite=lax")
 
 
@@ -39,21 +43,26 @@ async def test_wrong_password_is_refused_without_saying_which_part(
 ) -> None:
     token = await csrf_of(client)
     wrong = await client.post(
-        "/auth/sign-in", data={"email": "admin@swiftfreight.test", "password": "nope-nope-nope", "_csrf": token}
+        "/auth/sign-in",
+        data={"email": "admin@swiftfreight.test", "password": "nope-nope-nope", "_csrf": token},
     )
     unknown = await client.post(
-        "/auth/sign-in", data={"email": "ghost@nowhere.test", "password": "nope-nope-nope", "_csrf": token}
+        "/auth/sign-in",
+        data={"email": "ghost@nowhere.test", "password": "nope-nope-nope", "_csrf": token},
     )
     assert wrong.status_code == unknown.status_code == 400
     assert "Wrong email or password" in wrong.text and "Wrong email or password" in unknown.text
     assert (await client.get("/api/v1/me")).status_code == 401
 
 
-async def test_five_failures_lock_the_account(client: AsyncTestClient[Litestar], world: Demo) -> None:
+async def test_five_failures_lock_the_account(
+    client: AsyncTestClient[Litestar], world: Demo
+) -> None:
     token = await csrf_of(client)
     for _ in range(5):
         await client.post(
-            "/auth/sign-in", data={"email": "admin@harbour.test", "password": "wrong-wrong-1", "_csrf": token}
+            "/auth/sign-in",
+            data={"email": "admin@harbour.test", "password": "wrong-wrong-1", "_csrf": token},
         )
     locked = await client.post(
         "/auth/sign-in", data={"email": "admin@harbour.test", "password": PASSWORD, "_csrf": token}
@@ -81,7 +90,9 @@ async def test_user_in_two_tenants_chooses_and_switches(
     await sign_in(admin, "admin@harbour.test")
     header = {"x-csrf-token": await csrf_of(admin, "/auth/forgot")}
     invited = await admin.post(
-        "/api/v1/invitations", json={"email": "admin@swiftfreight.test", "role": "read_only"}, headers=header
+        "/api/v1/invitations",
+        json={"email": "admin@swiftfreight.test", "role": "read_only"},
+        headers=header,
     )
     assert invited.status_code == 201, invited.text
     token = invited.json()["accept_url"].rsplit("/", 1)[1]
@@ -95,18 +106,25 @@ async def test_user_in_two_tenants_chooses_and_switches(
     user = await make_client()
     token_field = await csrf_of(user)
     response = await user.post(
-        "/auth/sign-in", data={"email": "admin@swiftfreight.test", "password": PASSWORD, "_csrf": token_field}
+        "/auth/sign-in",
+        data={"email": "admin@swiftfreight.test", "password": PASSWORD, "_csrf": token_field},
     )
     assert response.headers["location"].startswith("/auth/choose-tenant")
     choices = await user.get("/auth/choose-tenant")
     assert "SwiftFreight" in choices.text and "Harbour Logistics" in choices.text
     csrf = await csrf_of(user, "/auth/choose-tenant")
-    await user.post("/auth/choose-tenant", data={"tenant_id": str(world.tenants["harbour"]), "_csrf": csrf})
+    await user.post(
+        "/auth/choose-tenant", data={"tenant_id": str(world.tenants["harbour"]), "_csrf": csrf}
+    )
     assert (await user.get("/api/v1/me")).json()["role"] == "read_only"
-    await user.post("/auth/choose-tenant", data={"tenant_id": str(world.tenants["swiftfreight"]), "_csrf": csrf})
+    await user.post(
+        "/auth/choose-tenant", data={"tenant_id": str(world.tenants["swiftfreight"]), "_csrf": csrf}
+    )
     assert (await user.get("/api/v1/me")).json()["tenant_name"] == "SwiftFreight"
     # A tenant one is not a member of cannot be chosen.
-    await user.post("/auth/choose-tenant", data={"tenant_id": str(world.tenants["callpro"]), "_csrf": csrf})
+    await user.post(
+        "/auth/choose-tenant", data={"tenant_id": str(world.tenants["callpro"]), "_csrf": csrf}
+    )
     assert (await user.get("/api/v1/me")).json()["tenant_name"] == "SwiftFreight"
 
 
@@ -134,10 +152,10 @@ async def test_password_reset_link_works_once(
 async def test_not_signed_in_browser_is_sent_to_sign_in(
     client: AsyncTestClient[Litestar], world: Demo
 ) -> None:
-    response = await client.get("/admin/users", headers={"accept": "text/html"}, follow_redirects=False)
+    response = await client.get(
+        "/admin/users", headers={"accept": "text/html"}, follow_redirects=False
+    )
     assert response.status_code in (302, 303)
     assert response.headers["location"] == "/auth/sign-in?next=/admin/users"
     api = await client.get("/api/v1/users")
     assert api.status_code == 401
-
-

@@ -38,12 +38,19 @@ async def configure(db: Database, world: Demo, provider: OidcProvider, settings:
     with tenant_scope(admin.acting_tenant_id):
         async with db.session() as session:
             await service.save_sso(
-                session, admin, config.issuer, config.client_id, config.client_secret, settings.session_secret()
+                session,
+                admin,
+                config.issuer,
+                config.client_id,
+                config.client_secret,
+                settings.session_secret(),
             )
 
 
 async def sso_round_trip(client: AsyncTestClient[Litestar]) -> httpx.Response:
-    start = await client.get("/auth/sso/", params={"tenant": "swiftfreight"}, follow_redirects=False)
+    start = await client.get(
+        "/auth/sso/", params={"tenant": "swiftfreight"}, follow_redirects=False
+    )
     assert start.status_code in (302, 303), start.text
     async with httpx.AsyncClient() as browser:  # the provider runs on 127.0.0.1
         at_provider = await browser.get(start.headers["location"])
@@ -54,7 +61,11 @@ async def sso_round_trip(client: AsyncTestClient[Litestar]) -> httpx.Response:
 
 
 async def test_member_signs_in_through_the_tenants_provider(
-    client: AsyncTestClient[Litestar], db: Database, world: Demo, oidc_provider: OidcProvider, settings: Settings
+    client: AsyncTestClient[Litestar],
+    db: Database,
+    world: Demo,
+    oidc_provider: OidcProvider,
+    settings: Settings,
 ) -> None:
     await configure(db, world, oidc_provider, settings)
     oidc_provider.user = ProviderUser(sub="sara-1", email="admin@swiftfreight.test", name="Sara")
@@ -68,7 +79,11 @@ async def test_member_signs_in_through_the_tenants_provider(
 
 
 async def test_unknown_person_is_refused(
-    client: AsyncTestClient[Litestar], db: Database, world: Demo, oidc_provider: OidcProvider, settings: Settings
+    client: AsyncTestClient[Litestar],
+    db: Database,
+    world: Demo,
+    oidc_provider: OidcProvider,
+    settings: Settings,
 ) -> None:
     await configure(db, world, oidc_provider, settings)
     oidc_provider.user = ProviderUser(sub="x", email="stranger@elsewhere.test", name="Stranger")
@@ -79,7 +94,11 @@ async def test_unknown_person_is_refused(
 
 
 async def test_member_of_another_tenant_is_refused(
-    client: AsyncTestClient[Litestar], db: Database, world: Demo, oidc_provider: OidcProvider, settings: Settings
+    client: AsyncTestClient[Litestar],
+    db: Database,
+    world: Demo,
+    oidc_provider: OidcProvider,
+    settings: Settings,
 ) -> None:
     await configure(db, world, oidc_provider, settings)
     oidc_provider.user = ProviderUser(sub="h", email="admin@harbour.test", name="Hana")

@@ -21,14 +21,14 @@ depends_on: str | Sequence[str] | None = None
 TS = sa.DateTime(timezone=True)
 
 
-def _tenant_owned(name: str, *columns: sa.Column, **kw: object) -> None:  # type: ignore[type-arg]
+def _tenant_owned(name: str, *items: sa.schema.SchemaItem) -> None:
+    """A tenant-owned table: `tenant_id` leads the primary key (distributable by tenant)."""
     op.create_table(
         name,
         sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        *columns,
+        *items,
         sa.PrimaryKeyConstraint("tenant_id", "id"),
-        **kw,
     )
 
 
