@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from playwright.async_api import Page, expect
 
 from depotline import __version__
@@ -61,11 +60,6 @@ async def test_first_tab_reaches_skip_link_which_moves_focus_to_main(
 
 
 # strict: once the app serves a Swagger UI 5.x this passes, fails the run, and the mark must go.
-@pytest.mark.xfail(
-    strict=True,
-    reason="swagger-ui-bundle 1.1.0 ships Swagger UI 4.15.5, which cannot render the OpenAPI "
-    "3.1.0 that Litestar emits ('Unable to render this definition')",
-)
 async def test_api_docs_render_swagger_ui_from_local_assets(
     live_server: str, page: Page, request_log: RequestLog
 ) -> None:
