@@ -37,6 +37,7 @@ from depotline.problems import (
     unhandled_exception_handler,
 )
 from depotline.routes import HealthController, HomeController
+from telephony_gateway import models as gateway_models  # noqa: F401  (tables)
 from tenant import demo as tenant_demo
 from tenant.pages import (
     AdminPages,

@@ -51,7 +51,7 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
 
 
 async def handle_outbox_event(ctx: dict[str, Any], event_id: str) -> bool:
-    return await outbox.handle_event(ctx["db"], ctx["handlers"], UUID(event_id))
+    return await outbox.handle_event(ctx["db"], ctx["handlers"], UUID(event_id), ctx)
 
 
 def build_worker(

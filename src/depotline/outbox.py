@@ -37,13 +37,17 @@ class OutboxEvent(SQLModel, table=True):
     topic: str
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    #: Not handed over before this moment: how a retry with backoff waits.
+    available_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     attempts: int = 0
     enqueued_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     processed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     last_error: str | None = None
 
 
-Handler = Callable[[AsyncSession, OutboxEvent], Awaitable[None]]
+#: A handler gets the transaction (under the event's tenant scope), the event and the worker's
+#: context (redis, settings, carrier providers ...).
+Handler = Callable[[AsyncSession, OutboxEvent, Mapping[str, Any]], Awaitable[None]]
 
 
 class Enqueue(Protocol):
@@ -61,6 +65,7 @@ class OutboxRepository:
             .where(
                 col(OutboxEvent.processed_at).is_(None),
                 OutboxEvent.attempts < MAX_ATTEMPTS,
+                col(OutboxEvent.available_at) <= now,
                 or_(
                     col(OutboxEvent.enqueued_at).is_(None),
                     col(OutboxEvent.enqueued_at) < now - REDELIVER_AFTER,
@@ -80,11 +85,19 @@ class OutboxRepository:
 
 
 def publish(
-    session: AsyncSession, topic: str, payload: Mapping[str, Any], *, tenant_id: UUID | None = None
+    session: AsyncSession,
+    topic: str,
+    payload: Mapping[str, Any],
+    *,
+    tenant_id: UUID | None = None,
+    delay: timedelta | None = None,
 ) -> OutboxEvent:
     """Record an event in the caller's transaction; it is relayed only if that commits."""
     event = OutboxEvent(
-        topic=topic, payload=dict(payload), tenant_id=tenant_id or current_tenant.get()
+        topic=topic,
+        payload=dict(payload),
+        tenant_id=tenant_id or current_tenant.get(),
+        available_at=utcnow() + (delay or timedelta()),
     )
     session.add(event)
     return event
@@ -108,7 +121,10 @@ async def relay(db: Database, enqueue: Enqueue, *, limit: int = 200) -> int:
 
 
 async def handle_event(
-    db: Database, handlers: Mapping[str, Sequence[Handler]], event_id: UUID
+    db: Database,
+    handlers: Mapping[str, Sequence[Handler]],
+    event_id: UUID,
+    context: Mapping[str, Any] | None = None,
 ) -> bool:
     """Run the handlers subscribed to the event's topic, once. Returns False if already done."""
     async with db.session() as session:
@@ -118,9 +134,9 @@ async def handle_event(
         tenant_id = event.tenant_id
     try:
         if tenant_id is None:
-            return await _process(db, handlers, event_id)
+            return await _process(db, handlers, event_id, context or {})
         with tenant_scope(tenant_id):
-            return await _process(db, handlers, event_id)
+            return await _process(db, handlers, event_id, context or {})
     except Exception as exc:
         async with db.session() as session:
             failed = await OutboxRepository(session).get(event_id, lock=True)
@@ -130,14 +146,19 @@ async def handle_event(
         raise
 
 
-async def _process(db: Database, handlers: Mapping[str, Sequence[Handler]], event_id: UUID) -> bool:
+async def _process(
+    db: Database,
+    handlers: Mapping[str, Sequence[Handler]],
+    event_id: UUID,
+    context: Mapping[str, Any],
+) -> bool:
     async with db.session() as session:
         # The row lock serialises concurrent deliveries of the same event.
         event = await OutboxRepository(session).get(event_id, lock=True)
         if event is None or event.processed_at is not None:
             return False
         for handler in handlers.get(event.topic, ()):
-            await handler(session, event)
+            await handler(session, event, context)
         event.processed_at = utcnow()
         event.last_error = None
     return True

@@ -4,7 +4,7 @@ leave."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +23,9 @@ TOPIC = "probe.happened"
 failures_left = 0
 
 
-async def record_effect(session: AsyncSession, event: outbox.OutboxEvent) -> None:
+async def record_effect(
+    session: AsyncSession, event: outbox.OutboxEvent, context: Mapping[str, Any]
+) -> None:
     global failures_left
     if failures_left > 0:
         failures_left -= 1

@@ -1,0 +1,1 @@
+"""Carrier providers: the built-in simulator, Twilio, Kannel (SMS)."""
