@@ -39,6 +39,7 @@ from depotline.problems import (
 from depotline.routes import HealthController, HomeController
 from telephony_gateway import models as gateway_models  # noqa: F401  (tables)
 from tenant import demo as tenant_demo
+from tenant import pages as tenant_pages
 from tenant.pages import (
     AdminPages,
     AuthPages,
@@ -72,6 +73,7 @@ def template_environment(settings: Settings) -> Environment:
     env.install_gettext_callables(  # type: ignore[attr-defined]
         catalogs.gettext, catalogs.ngettext, newstyle=True
     )
+    env.filters["label"] = tenant_pages.label
     env.globals.update(
         version=__version__,
         locales=i18n.LOCALES,

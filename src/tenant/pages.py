@@ -39,6 +39,26 @@ LOGIN_ATTEMPTS_PER_WINDOW = 20
 
 Req = Request[Any, Any, Any]
 
+#: What people read for roles and tenant kinds (translated through the catalogs).
+LABELS = {
+    "platform_admin": "Platform admin",
+    "tenant_admin": "Tenant admin",
+    "supervisor": "Supervisor",
+    "agent": "Agent",
+    "depot_user": "Depot user",
+    "billing_admin": "Billing admin",
+    "read_only": "Read-only",
+    "platform": "Platform",
+    "client": "Logistics client",
+    "operator": "Outsourcing operator",
+}
+
+
+def label(identifier: object) -> str:
+    """Template filter: the English label of a role or tenant kind, for gettext to translate."""
+    value = str(getattr(identifier, "value", identifier))
+    return LABELS.get(value, value)
+
 
 def flash(request: Req, message: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", []).append({"kind": kind, "message": message})

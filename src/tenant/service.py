@@ -18,10 +18,10 @@ from uuid import UUID
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.fernet import Fernet
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from depotline import crypto
 from depotline.auth import Principal
 from depotline.db import utcnow
 from depotline.errors import (
@@ -280,6 +280,9 @@ async def principal_for(
     acting = await repo.get_tenant(acting_id)
     if acting is None or not acting.active:
         return None
+    # On a client's hosted seat everyone is an agent of that client, whatever their role at
+    # home: an operator's supervisor must not manage the client's seats or other operators.
+    role = membership.role if acting_id == home_tenant_id else Role.AGENT
     return Principal(
         user_id=user.id,
         name=user.name,
@@ -288,7 +291,7 @@ async def principal_for(
         acting_tenant_id=acting_id,
         acting_tenant_name=acting.name,
         acting_tenant_kind=acting.kind,
-        role=membership.role,
+        role=role,
         via="session",
         seat_session_id=seat_session_id,
     )
@@ -639,8 +642,12 @@ async def take_seat(session: AsyncSession, agent: Principal, client_id: UUID) ->
             return seat
         holders.extend(open_sessions)
     limit = sum(lease.seats for lease in leases)
-    names = await _names(repo, [h.user_id for h in holders])
-    raise Conflict(f"All {limit} seats of this client are in use, held by: {', '.join(names)}")
+    names = ", ".join(await _names(repo, [h.user_id for h in holders]))
+    client = await repo.get_tenant(client_id)
+    client_name = client.name if client else "this client"
+    if limit == 1:
+        raise Conflict(f"The only seat of {client_name} is in use, held by: {names}")
+    raise Conflict(f"All {limit} seats of {client_name} are in use, held by: {names}")
 
 
 async def _names(repo: TenantRepository, user_ids: Sequence[UUID]) -> list[str]:
@@ -754,10 +761,6 @@ async def revoke_api_key(session: AsyncSession, actor: Principal, key_id: UUID) 
 
 
 # -- SSO settings -----------------------------------------------------------------------------
-def _fernet(secret: bytes) -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"sso:" + secret).digest()))
-
-
 async def save_sso(
     session: AsyncSession,
     actor: Principal,
@@ -782,7 +785,7 @@ async def save_sso(
         utcnow(),
     )
     if client_secret:  # blank keeps the stored secret: it is never shown again
-        config.client_secret_encrypted = _fernet(secret).encrypt(client_secret.encode()).decode()
+        config.client_secret_encrypted = crypto.encrypt(secret, "sso", client_secret)
     repo.add(config)
     audit(
         session,
@@ -823,4 +826,4 @@ async def sso_member(
 
 
 def sso_client_secret(config: SsoConfig, secret: bytes) -> str:
-    return _fernet(secret).decrypt(config.client_secret_encrypted.encode()).decode()
+    return crypto.decrypt(secret, "sso", config.client_secret_encrypted)

@@ -253,7 +253,7 @@ async def test_client_leases_seats_operator_staffs_them_and_the_seat_limit_holds
     # -- agent N+1 is refused, told the limit and who holds the seats -----------------------------
     await take_seat(agents[third], CLIENT)
     refusal = error(agents[third])
-    await expect(refusal).to_contain_text(f"All {SEATS} seats of this client are in use")
+    await expect(refusal).to_contain_text(f"All {SEATS} seats of Nordic Parcel are in use")
     await expect(refusal).to_contain_text(f"held by: {first}, {second}")
     await expect(agents[third].get_by_test_id("current-seat")).to_have_count(0)
     await expect(agents[third].get_by_test_id("acting-tenant")).to_have_text(OPERATOR)
@@ -346,7 +346,7 @@ async def test_two_agents_racing_for_the_last_seat_get_one_seat_between_them(
     (winner,) = seated
     (loser,) = set(pages) - {winner}
     refusal = error(pages[loser])
-    await expect(refusal).to_contain_text("seats of this client are in use")
+    await expect(refusal).to_contain_text(f"The only seat of {CLIENT} is in use")
     await expect(refusal).to_contain_text(f"held by: {winner}")
     await expect(pages[loser].get_by_test_id("current-seat")).to_have_count(0)
 

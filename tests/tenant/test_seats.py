@@ -109,6 +109,21 @@ async def test_racing_agents_never_exceed_the_seat_limit(db: Database, world: De
     assert len(taken) == 2 and len(refused) == 1, results
 
 
+async def test_on_a_client_seat_a_supervisor_is_only_an_agent(db: Database, world: Demo) -> None:
+    """An operator's supervisor who takes a client's seat must not manage that client's seats
+    (nor another operator's agents on them): on the seat, everyone is an agent."""
+    async with db.session() as session:
+        user = await TenantRepository(session).user_by_email("supervisor@callpro.test")
+    assert user is not None
+    swift = world.tenants["swiftfreight"]
+    with user_scope(user.id), tenant_scope(world.tenants["callpro"]):
+        async with db.session() as session:
+            on_seat = await service.principal_for(session, user, world.tenants["callpro"], swift)
+            at_home = await service.principal_for(session, user, world.tenants["callpro"])
+    assert on_seat is not None and on_seat.role == "agent"
+    assert at_home is not None and at_home.role == "supervisor"
+
+
 async def test_agent_without_assignment_gets_no_seat(db: Database, world: Demo) -> None:
     with pytest.raises(NotFound):
         await take(db, "agent2@callpro.test", world, client="harbour")
