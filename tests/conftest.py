@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,8 +33,12 @@ from depotline.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
 @pytest.fixture(scope="session")
-def test_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("depotline-data")
+def test_data_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: that directory is pruned by other pytest runs on the machine, which
+    # would pull the embedded servers' data out from under this one.
+    path = Path(tempfile.mkdtemp(prefix="depotline-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

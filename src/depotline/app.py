@@ -37,7 +37,9 @@ from depotline.problems import (
     unhandled_exception_handler,
 )
 from depotline.routes import HealthController, HomeController
-from telephony_gateway import models as gateway_models  # noqa: F401  (tables)
+from telephony_gateway import jobs as gateway_jobs
+from telephony_gateway.providers.registry import Providers
+from telephony_gateway.routes import GatewayApi, GatewayPages, WebhookRoutes
 from tenant import demo as tenant_demo
 from tenant import pages as tenant_pages
 from tenant.pages import (
@@ -56,7 +58,7 @@ SESSION_COOKIE = "depotline_session"
 #: Every domain's arq job functions.
 JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()
 #: Outbox topic -> handlers run by the worker, in order.
-OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = {}
+OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = {**gateway_jobs.HANDLERS}
 #: Demo data loaders, in dependency order; each returns lines to print for the user.
 DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = (tenant_demo.seed,)
 
@@ -94,6 +96,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings.required_redis_url, socket_timeout=2, socket_connect_timeout=2
         )
         app.state.jobs = await create_job_pool(settings.required_redis_url)
+        app.state.providers = Providers(
+            settings.session_secret(), settings.public_url, app.state.redis
+        )
 
     async def close_connections(app: Litestar) -> None:
         await app.state.jobs.aclose()
@@ -116,13 +121,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         max_age=12 * 3600,
         renew_on_access=True,
         # Probes and assets never touch the session store: /readyz must answer with Redis down.
-        exclude=["^/healthz", "^/readyz", "^/metrics", "^/static/", "^/vendor/"],
+        exclude=["^/healthz", "^/readyz", "^/metrics", "^/static/", "^/vendor/", "^/webhooks/"],
     )
     session_store = RedisStore(
         Redis.from_url(settings.required_redis_url),
         namespace="depotline:sessions",
         handle_client_shutdown=True,
     )
+
+    def provide_providers(state: State) -> Providers:
+        providers: Providers = state.providers
+        return providers
+
     prometheus = PrometheusConfig(app_name="depotline", prefix="depotline", group_path=True)
     openapi = OpenAPIConfig(
         title="Depotline",
@@ -151,6 +161,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminPages,
             SeatPages,
             PlatformPages,
+            GatewayApi,
+            GatewayPages,
+            WebhookRoutes,
             create_static_files_router(
                 path="/static", directories=[settings.frontend_dir / "static"], name="static"
             ),
@@ -165,6 +178,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db": Provide(provide_db, sync_to_thread=False),
             "redis": Provide(provide_redis, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
+            "providers": Provide(provide_providers, sync_to_thread=False),
         },
         stores={"sessions": session_store},
         state=State({"resolve_principal": resolve_principal}),
@@ -195,4 +209,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def create_worker(settings: Settings | None = None, *, burst: bool = False) -> Worker:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return build_worker(settings, functions=JOB_FUNCTIONS, handlers=OUTBOX_HANDLERS, burst=burst)
+
+    async def add_providers(ctx: dict[str, Any]) -> None:
+        ctx["providers"] = Providers(settings.session_secret(), settings.public_url, ctx["redis"])
+
+    return build_worker(
+        settings,
+        functions=JOB_FUNCTIONS,
+        handlers=OUTBOX_HANDLERS,
+        burst=burst,
+        on_startup=add_providers,
+    )

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     #: Empty means "start the embedded Redis".
     redis_url: str | None = Field(default=None, repr=False)
     data_dir: Path = Field(default=REPO_ROOT / ".data")
+    #: The address carriers reach Depotline at (webhooks, delivery reports).
+    public_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     secret_key: SecretStr | None = Field(default=None)

@@ -7,7 +7,7 @@ the domains together.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -60,11 +60,14 @@ def build_worker(
     functions: Sequence[Callable[..., Any]] = (),
     handlers: Mapping[str, Sequence[outbox.Handler]] | None = None,
     burst: bool = False,
+    on_startup: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["db"] = Database(settings.app_url, pool_size=settings.db_pool_size)
         ctx["handlers"] = handlers or {}
         ctx["settings"] = settings
+        if on_startup is not None:
+            await on_startup(ctx)  # the domains' own context (e.g. carrier providers)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["db"].dispose()

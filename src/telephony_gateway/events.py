@@ -23,16 +23,6 @@ class SmsState(StrEnum):
     FAILED = "failed"
 
 
-#: A status only ever moves forward: a late "sent" never overwrites "delivered".
-SMS_STATE_ORDER = {
-    SmsState.QUEUED: 0,
-    SmsState.SENT: 1,
-    SmsState.DELIVERED: 2,
-    SmsState.UNDELIVERED: 2,
-    SmsState.FAILED: 2,
-}
-
-
 @dataclass(frozen=True, kw_only=True)
 class CarrierEvent:
     provider: str
@@ -79,6 +69,7 @@ class CallEnded(CarrierEvent):
     call_id: str
     reason: str  # completed, busy, no-answer, failed, canceled, caller-hangup
     duration_seconds: int
+    direction: Direction = Direction.INBOUND
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,13 +4,12 @@ the services decide, and the page redirects back with a message."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 import structlog
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import FromPath
@@ -28,6 +27,7 @@ from depotline.config import Settings
 from depotline.db import Database, tenant_scope, user_scope
 from depotline.errors import DomainError, InvalidInput, NotFound, TooManyAttempts
 from depotline.oidc import LoginState, OidcClientConfig, OidcError, begin_login, complete_login
+from depotline.pages import Req, attempt, flash, form_of, render
 from tenant import service
 from tenant.models import Role, TenantKind
 from tenant.repository import TenantRepository
@@ -37,7 +37,6 @@ log = structlog.get_logger(__name__)
 LOGIN_WINDOW_SECONDS = 15 * 60
 LOGIN_ATTEMPTS_PER_WINDOW = 20
 
-Req = Request[Any, Any, Any]
 
 #: What people read for roles and tenant kinds (translated through the catalogs).
 LABELS = {
@@ -58,56 +57,6 @@ def label(identifier: object) -> str:
     """Template filter: the English label of a role or tenant kind, for gettext to translate."""
     value = str(getattr(identifier, "value", identifier))
     return LABELS.get(value, value)
-
-
-def flash(request: Req, message: str, kind: str = "ok") -> None:
-    request.session.setdefault("flash", []).append({"kind": kind, "message": message})
-
-
-def csrf(request: Req) -> str:
-    token = request.session.get("csrf")
-    if not token:
-        token = request.session["csrf"] = new_csrf_token()
-    return str(token)
-
-
-def render(request: Req, template: str, status_code: int = 200, **context: Any) -> Template:
-    messages = request.session.pop("flash", []) if request.session else []
-    principal = request.scope.get("user")
-    return Template(
-        template_name=template,
-        context={
-            "principal": principal,
-            "csrf_value": csrf(request),
-            "messages": messages,
-            **context,
-        },
-        status_code=status_code,
-    )
-
-
-async def form_of(request: Req) -> dict[str, str]:
-    form = await request.form()
-    return {key: str(value) for key, value in form.items()}
-
-
-def back(request: Req, default: str) -> Redirect:
-    return Redirect(path=default)
-
-
-async def attempt(
-    request: Req, action: Callable[[], Awaitable[Any]], success: str, to: str
-) -> Redirect:
-    """Run a form's action; show its outcome (or the rule it broke) on the page we go back to."""
-    try:
-        await action()
-    except NotFound:
-        raise  # someone else's (or no) record: the 404 page, exactly as for a link to it
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-    else:
-        flash(request, success)
-    return Redirect(path=to)
 
 
 # -- signing in --------------------------------------------------------------------------------

@@ -15,12 +15,14 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from depotline.db import Database, tenant_scope
+from telephony_gateway import service as gateway
 from tenant.repository import TenantRepository
 from tests.tenant.conftest import Demo, MakeClient, csrf_of, sign_in
 from tests.tenant.test_seats import principal, take
 
-#: Path parameters that are not identifiers of tenant data.
-NOT_IDENTIFIERS = {"locale", "file_path", "path"}
+#: Path parameters that are not identifiers of tenant data (carriers' webhooks are reached by
+#: signature, not by session; tests/telephony_gateway proves forged ones are refused).
+NOT_IDENTIFIERS = {"locale", "file_path", "path", "action", "provider", "kind"}
 #: A body every mutating endpoint accepts as well-formed, so that only the identifier decides.
 ANY_BODY = {
     "role": "agent",
@@ -51,6 +53,22 @@ async def b_records(db: Database, world: Demo) -> dict[str, str]:
                 session, admin, "B's key", "tenant_admin", ["read", "write"]
             )
             lease = (await TenantRepository(session).leases())[0]
+            account = await gateway.create_account(
+                session,
+                admin,
+                provider="simulator",
+                label="B's carrier",
+                settings={},
+                credentials={},
+                sender_id=None,
+                sms_per_second=5,
+                secret=b"k" * 32,
+            )
+            await session.flush()
+            await gateway.add_number(session, admin, number="+85230000001", account_id=account.id)
+            sms = await gateway.send_sms(
+                session, to="+85291234567", body="B's secret", message_id="b-msg-1"
+            )
             assignment = next(
                 a for a in await TenantRepository(session).assignments() if a.client_id == harbour
             )
@@ -62,6 +80,7 @@ async def b_records(db: Database, world: Demo) -> dict[str, str]:
         "seat_session_id": str(seat.id),
         "key_id": str(key.id),
         "token": "not-a-token-of-anyone",
+        "message_id": sms.message_id,
     }
 
 

@@ -17,6 +17,9 @@ class SmsReceipt:
 
     provider_message_id: str
     state: SmsState = SmsState.QUEUED
+    #: Delivery reports the provider already knows will follow (the simulator's), with the
+    #: delay after which each arrives; they go through the same path as a carrier's webhook.
+    reports: tuple[tuple[float, CarrierEvent], ...] = ()
 
 
 class CarrierRefused(Exception):

@@ -31,7 +31,34 @@ def _tenant_owned(name: str, *items: sa.schema.SchemaItem) -> None:
     )
 
 
+VISIBLE_TENANTS = """
+        CREATE OR REPLACE FUNCTION depotline_visible_tenants() RETURNS uuid[]
+        LANGUAGE plpgsql STABLE AS $$
+        DECLARE scope text := nullif(current_setting('app.tenant_id', true), '');
+        DECLARE visible uuid[];
+        BEGIN
+          IF scope IS NULL THEN
+            IF depotline_current_user() IS NULL%s THEN
+              RAISE EXCEPTION 'no tenant scope set for this transaction'
+                USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN '{}'::uuid[];  -- a declared, narrower scope: no tenant's rows through this
+          END IF;
+          WITH RECURSIVE tree(id) AS (
+            SELECT scope::uuid
+            UNION
+            SELECT t.id FROM tenants t JOIN tree ON t.parent_id = tree.id
+          )
+          SELECT array_agg(id) INTO visible FROM tree;
+          RETURN visible;
+        END $$;
+"""
+NUMBER_LOOKUP = " AND nullif(current_setting('app.number_lookup', true), '') IS NULL"
+
+
 def upgrade() -> None:
+    # A webhook's number lookup is a scope of its own (one phone_numbers row, nothing else).
+    op.execute(VISIBLE_TENANTS % NUMBER_LOOKUP)
     # Outbox events may wait before being handed over (retries with backoff).
     op.add_column(
         "outbox_events",
@@ -126,6 +153,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(VISIBLE_TENANTS % "")
     op.drop_column("outbox_events", "available_at")
     op.drop_table("carrier_event_receipts")
     for table in (

@@ -1,0 +1,520 @@
+"""HTTP for the carrier gateway: carriers' webhooks, the JSON API and the portal pages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID, uuid4
+
+import structlog
+from litestar import Controller, Request, Response, get, post, route
+from litestar.di import NamedDependency
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from pydantic import BaseModel, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from depotline.auth import principal_of, requires, signed_in
+from depotline.config import Settings
+from depotline.db import Database, tenant_scope
+from depotline.errors import DomainError, InvalidInput, NotFound
+from depotline.pages import attempt, flash, form_of, render
+from telephony_gateway import events as ev
+from telephony_gateway import service
+from telephony_gateway.commands import Command, Gather, Hangup, Say
+from telephony_gateway.models import CarrierAccount
+from telephony_gateway.providers.base import InboundRequest
+from telephony_gateway.providers.registry import Providers
+from telephony_gateway.providers.simulator import handset_key, signed_form
+from telephony_gateway.repository import GatewayRepository
+
+log = structlog.get_logger(__name__)
+ADMINS = ("tenant_admin",)
+VOICE_KINDS = frozenset({"voice", "gather"})
+
+
+# -- the voice flow until the contact center's IVR takes calls -----------------------------------
+async def echo_flow(
+    session: AsyncSession, tenant_id: UUID, event: ev.CarrierEvent
+) -> list[Command]:
+    """Greets, asks for a key and says it back: enough to try numbers and carriers end to end."""
+    if isinstance(event, ev.CallStarted):
+        return [
+            Say("Thank you for calling. Press any key."),
+            Gather(num_digits=1, timeout_seconds=5),
+            Say("We did not hear anything. Goodbye."),
+            Hangup(),
+        ]
+    if isinstance(event, ev.DigitsGathered):
+        return [Say(f"You pressed {event.digits}. Goodbye."), Hangup()]
+    return []
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+async def locate_account(db: Database, inbound: InboundRequest) -> CarrierAccount | None:
+    """The account a webhook is for: named in the callback URLs we hand out, or found from
+    the dialled number. Nothing is changed before the signature is checked."""
+    tenant, account = inbound.query.get("tenant"), inbound.query.get("account")
+    if tenant and account:
+        try:
+            tenant_id, account_id = UUID(tenant), UUID(account)
+        except ValueError:
+            return None
+        with tenant_scope(tenant_id):
+            async with db.session() as session:
+                return await GatewayRepository(session).get_account(account_id)
+    dialled = inbound.form.get("To") or inbound.form.get("to") or inbound.query.get("to")
+    if not dialled:
+        return None
+    async with db.session() as session:
+        number = await service.tenant_of_number(session, dialled)
+    if number is None:
+        return None
+    with tenant_scope(number.tenant_id):
+        async with db.session() as session:
+            return await GatewayRepository(session).get_account(number.account_id)
+
+
+async def take_in(
+    db: Database, providers: Providers, provider_name: str, kind: str, inbound: InboundRequest
+) -> tuple[str, str]:
+    """Verify, de-duplicate, apply; return the answer for the carrier (media type, body)."""
+    account = await locate_account(db, inbound)
+    if account is None or account.provider != provider_name:
+        log.warning("webhook for no known account", provider=provider_name, kind=kind)
+        raise PermissionDeniedException("Unknown or unsigned webhook")
+    handler: Any = providers.for_account(account)
+    if not handler.verify(inbound):
+        log.warning(
+            "forged or unsigned webhook refused",
+            provider=provider_name,
+            kind=kind,
+            account_id=str(account.id),
+        )
+        raise PermissionDeniedException("Unknown or unsigned webhook")
+    try:
+        events: Sequence[ev.CarrierEvent] = handler.parse(kind, inbound)
+    except (KeyError, ValueError) as exc:
+        raise InvalidInput(f"Cannot read this {kind} webhook: {exc}") from None
+    commands: list[Command] = []
+    with tenant_scope(account.tenant_id):
+        async with db.session() as session:
+            for event in events:
+                if await service.first_sighting(session, event):
+                    await service.apply_event(session, account.tenant_id, account.id, event)
+                if kind in VOICE_KINDS:  # a retried voice webhook gets the same answer again
+                    commands += await echo_flow(session, account.tenant_id, event)
+    if kind in VOICE_KINDS:
+        media_type, body = handler.render(commands)
+        return media_type, body
+    if provider_name == "twilio":
+        return "application/xml", "<Response/>"
+    return "text/plain", "OK"
+
+
+class WebhookRoutes(Controller):
+    """Where carriers call in. Configure numbers at your carrier with these URLs:
+    Twilio voice `/webhooks/twilio/voice` (gather, status and recording callbacks are set by
+    Depotline), Twilio SMS `/webhooks/twilio/sms`, Kannel sms-service get-url `/webhooks/kannel/sms`
+    (delivery reports are set per message)."""
+
+    path = "/webhooks"
+    tags = ["carrier webhooks"]
+
+    @route("/{provider:str}/{kind:str}", http_method=["GET", "POST"], status_code=200)
+    async def receive(
+        self,
+        request: Request[Any, Any, Any],
+        provider: FromPath[str],
+        kind: FromPath[str],
+        db: NamedDependency[Database],
+        providers: NamedDependency[Providers],
+    ) -> Response[str]:
+        form: dict[str, str] = {}
+        if request.method == "POST":
+            form = {key: str(value) for key, value in (await request.form()).items()}
+        inbound = InboundRequest(
+            url=str(request.url),
+            method=request.method,
+            headers=dict(request.headers),
+            query={key: value for key, value in request.query_params.items()},
+            form=form,
+        )
+        media_type, body = await take_in(db, providers, provider, kind, inbound)
+        return Response(body, media_type=media_type)
+
+
+# -- API ----------------------------------------------------------------------------------------
+class AccountIn(BaseModel):
+    provider: str
+    label: str = ""
+    settings: dict[str, str] = Field(default_factory=dict)
+    credentials: dict[str, str] = Field(default_factory=dict)
+    sender_id: str | None = None
+    sms_per_second: float = 10.0
+
+
+class AccountOut(BaseModel):
+    id: UUID
+    provider: str
+    label: str
+    settings: dict[str, Any]
+    sender_id: str | None
+    sms_per_second: float
+
+
+class NumberIn(BaseModel):
+    number: str
+    account_id: UUID
+    label: str = ""
+    voice: bool = True
+    sms: bool = True
+
+
+class NumberOut(BaseModel):
+    id: UUID
+    e164: str
+    account_id: UUID
+    label: str
+    voice: bool
+    sms: bool
+
+
+class SmsIn(BaseModel):
+    to: str
+    body: str = Field(max_length=1600)
+    message_id: str | None = Field(default=None, max_length=200)
+
+
+class SmsOut(BaseModel):
+    id: UUID
+    message_id: str
+    direction: str
+    provider: str
+    from_number: str
+    to_number: str
+    body: str
+    encoding: str
+    segments: int
+    state: str
+    error_code: str | None
+    error: str | None
+    attempts: int
+
+
+def _account_out(account: CarrierAccount) -> AccountOut:
+    return AccountOut.model_validate(account, from_attributes=True)
+
+
+class GatewayApi(Controller):
+    path = "/api/v1"
+    tags = ["carriers and SMS"]
+    guards = [signed_in]
+
+    @get("/carrier-accounts", guards=[requires(*ADMINS)])
+    async def accounts(self, db: NamedDependency[Database]) -> list[AccountOut]:
+        async with db.session() as session:
+            return [_account_out(a) for a in await GatewayRepository(session).accounts()]
+
+    @post(
+        "/carrier-accounts",
+        guards=[requires(*ADMINS)],
+        summary="Add a carrier account (credentials are never shown again)",
+    )
+    async def create_account(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        data: AccountIn,
+    ) -> AccountOut:
+        async with db.session() as session:
+            account = await service.create_account(
+                session,
+                principal_of(request),
+                provider=data.provider,
+                label=data.label,
+                settings=data.settings,
+                credentials=data.credentials,
+                sender_id=data.sender_id,
+                sms_per_second=data.sms_per_second,
+                secret=settings.session_secret(),
+            )
+        return _account_out(account)
+
+    @get("/phone-numbers")
+    async def numbers(self, db: NamedDependency[Database]) -> list[NumberOut]:
+        async with db.session() as session:
+            return [
+                NumberOut.model_validate(n, from_attributes=True)
+                for n in await GatewayRepository(session).numbers()
+            ]
+
+    @post("/phone-numbers", guards=[requires(*ADMINS)])
+    async def add_number(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: NumberIn
+    ) -> NumberOut:
+        async with db.session() as session:
+            number = await service.add_number(
+                session,
+                principal_of(request),
+                number=data.number,
+                account_id=data.account_id,
+                label=data.label,
+                voice=data.voice,
+                sms=data.sms,
+            )
+        return NumberOut.model_validate(number, from_attributes=True)
+
+    @get("/sms")
+    async def sms_log(
+        self, db: NamedDependency[Database], phone: str | None = None
+    ) -> list[SmsOut]:
+        async with db.session() as session:
+            return [
+                SmsOut.model_validate(m, from_attributes=True)
+                for m in await service.sms_log(session, phone)
+            ]
+
+    @get("/sms/{message_id:str}")
+    async def sms(self, db: NamedDependency[Database], message_id: FromPath[str]) -> SmsOut:
+        async with db.session() as session:
+            found = await GatewayRepository(session).sms_by_message_id(message_id)
+        if found is None:
+            raise NotFound("No such message")
+        return SmsOut.model_validate(found, from_attributes=True)
+
+    @post(
+        "/sms",
+        guards=[requires("tenant_admin", "supervisor", "agent")],
+        summary="Send an SMS (idempotent by message_id)",
+    )
+    async def send(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: SmsIn
+    ) -> SmsOut:
+        message_id = data.message_id or request.headers.get("idempotency-key") or uuid4().hex
+        async with db.session() as session:
+            sms = await service.send_sms(session, to=data.to, body=data.body, message_id=message_id)
+        return SmsOut.model_validate(sms, from_attributes=True)
+
+    @get(
+        "/usage",
+        guards=[requires("tenant_admin", "billing_admin")],
+        summary="Billable usage: call seconds, SMS segments",
+    )
+    async def usage(self, db: NamedDependency[Database]) -> dict[str, int]:
+        async with db.session() as session:
+            return await service.usage_summary(session)
+
+
+# -- pages --------------------------------------------------------------------------------------
+class GatewayPages(Controller):
+    path = "/"
+    include_in_schema = False
+    guards = [signed_in]
+
+    @get("/carriers", guards=[requires(*ADMINS)])
+    async def carriers(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Database]
+    ) -> Template:
+        async with db.session() as session:
+            repo = GatewayRepository(session)
+            accounts, numbers = await repo.accounts(), await repo.numbers()
+        return render(
+            request, "telephony_gateway/carriers.html", accounts=accounts, numbers=numbers
+        )
+
+    @post("/carriers/accounts", guards=[requires(*ADMINS)])
+    async def add_account(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+    ) -> Redirect:
+        form = await form_of(request)
+
+        async def action() -> None:
+            provider = form.get("provider", "")
+            account_settings = {
+                k: form[k]
+                for k in ("account_sid", "api_base", "sendsms_url", "username", "smsc_id")
+                if form.get(k)
+            }
+            credentials = {k: form[k] for k in ("auth_token", "password") if form.get(k)}
+            try:
+                rate = float(form.get("sms_per_second") or 10)
+            except ValueError:
+                raise InvalidInput(
+                    "A number of messages a second", field="sms_per_second"
+                ) from None
+            async with db.session() as session:
+                await service.create_account(
+                    session,
+                    principal_of(request),
+                    provider=provider,
+                    label=form.get("label", ""),
+                    settings=account_settings,
+                    credentials=credentials,
+                    sender_id=form.get("sender_id"),
+                    sms_per_second=rate,
+                    secret=settings.session_secret(),
+                )
+
+        return await attempt(request, action, "Carrier account added", "/carriers")
+
+    @post("/carriers/numbers", guards=[requires(*ADMINS)])
+    async def add_number(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Database]
+    ) -> Redirect:
+        form = await form_of(request)
+
+        async def action() -> None:
+            try:
+                account_id = UUID(form.get("account_id", ""))
+            except ValueError:
+                raise InvalidInput("Choose a carrier account", field="account_id") from None
+            async with db.session() as session:
+                await service.add_number(
+                    session,
+                    principal_of(request),
+                    number=form.get("number", ""),
+                    account_id=account_id,
+                    label=form.get("label", ""),
+                )
+
+        return await attempt(request, action, "Number added", "/carriers")
+
+    @get("/sms")
+    async def sms(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        phone: str | None = None,
+    ) -> Template:
+        async with db.session() as session:
+            messages = await service.sms_log(session, phone or None)
+        return render(request, "telephony_gateway/sms.html", messages=messages, phone=phone or "")
+
+    @post("/sms")
+    async def send(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Database]
+    ) -> Redirect:
+        form = await form_of(request)
+
+        async def action() -> None:
+            async with db.session() as session:
+                await service.send_sms(
+                    session,
+                    to=form.get("to", ""),
+                    body=form.get("body", ""),
+                    message_id=form.get("message_id") or uuid4().hex,
+                )
+
+        return await attempt(request, action, "SMS queued", "/sms")
+
+    @get("/simulator")
+    async def simulator(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        providers: NamedDependency[Providers],
+        caller: str = "+8613800138000",
+    ) -> Template:
+        async with db.session() as session:
+            numbers = [n for n in await GatewayRepository(session).numbers()]
+        handset: list[Any] = []
+        if providers.redis is not None:
+            handset = [
+                json.loads(item)
+                for item in await providers.redis.lrange(handset_key(caller), 0, 19)  # type: ignore[misc]
+            ]
+        transcript = request.session.get("simulator_transcript", []) if request.session else []
+        return render(
+            request,
+            "telephony_gateway/simulator.html",
+            numbers=numbers,
+            caller=caller,
+            handset=handset,
+            transcript=transcript,
+            call=request.session.get("simulator_call"),
+        )
+
+    @post("/simulator/{action:str}")
+    async def simulate(
+        self,
+        request: Request[Any, Any, Any],
+        action: FromPath[str],
+        db: NamedDependency[Database],
+        providers: NamedDependency[Providers],
+    ) -> Redirect:
+        """The console plays the caller: it signs requests exactly as the simulated carrier does."""
+        form = await form_of(request)
+        caller, number = form.get("caller", "+8613800138000"), form.get("number", "")
+        call = request.session.get("simulator_call") or {}
+        payloads = {
+            "dial": ("voice", {"call_id": f"SIMCALL{uuid4().hex}", "from": caller, "to": number}),
+            "digits": (
+                "gather",
+                {
+                    "call_id": call.get("call_id", ""),
+                    "digits": form.get("digits", ""),
+                    "to": call.get("to", ""),
+                },
+            ),
+            "hangup": (
+                "status",
+                {
+                    "call_id": call.get("call_id", ""),
+                    "reason": "completed",
+                    "duration": form.get("duration", "30"),
+                    "to": call.get("to", ""),
+                },
+            ),
+            "sms": (
+                "sms",
+                {
+                    "message_id": uuid4().hex,
+                    "from": caller,
+                    "to": number,
+                    "body": form.get("body", ""),
+                },
+            ),
+        }
+        if action not in payloads:
+            raise NotFound("No such simulator action")
+        kind, fields = payloads[action]
+        fields["event_id"] = uuid4().hex
+        try:
+            account = await locate_account(db, InboundRequest("", "POST", {}, {}, fields))
+            if account is None:
+                raise InvalidInput(
+                    "That number is not one of this tenant's numbers", field="number"
+                )
+            if account.tenant_id != principal_of(request).acting_tenant_id:
+                raise NotFound("No such number")
+            secret = providers.webhook_secret(account)
+            body, headers = signed_form(secret, fields)
+            answer = await take_in(
+                db, providers, "simulator", kind, InboundRequest("", "POST", headers, {}, body)
+            )
+        except DomainError as exc:
+            if isinstance(exc, NotFound):
+                raise
+            flash(request, exc.detail, "error")
+            return Redirect(path=f"/simulator?caller={caller}")
+        transcript = list(request.session.get("simulator_transcript", []))[-30:]
+        transcript.append(
+            {
+                "you": action,
+                "detail": fields.get("digits") or fields.get("body") or fields.get("to"),
+                "heard": answer[1],
+            }
+        )
+        request.session["simulator_transcript"] = transcript
+        if action == "dial":
+            request.session["simulator_call"] = {"call_id": fields["call_id"], "to": number}
+        elif action == "hangup":
+            request.session["simulator_call"] = None
+        return Redirect(path=f"/simulator?caller={caller}")
