@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 from arq.worker import Worker
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Litestar
@@ -37,7 +38,9 @@ from depotline.problems import (
     unhandled_exception_handler,
 )
 from depotline.routes import HealthController, HomeController
+from telephony_gateway import demo as gateway_demo
 from telephony_gateway import jobs as gateway_jobs
+from telephony_gateway import simulate as gateway_simulate
 from telephony_gateway.providers.registry import Providers
 from telephony_gateway.routes import GatewayApi, GatewayPages, WebhookRoutes
 from tenant import demo as tenant_demo
@@ -60,7 +63,12 @@ JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()
 #: Outbox topic -> handlers run by the worker, in order.
 OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = {**gateway_jobs.HANDLERS}
 #: Demo data loaders, in dependency order; each returns lines to print for the user.
-DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = (tenant_demo.seed,)
+DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = (
+    tenant_demo.seed,
+    gateway_demo.seed,
+)
+#: Every domain's `depotline` subcommands; the kernel's cli adds them to its group.
+CLI_COMMANDS: Sequence[click.Command] = (*gateway_simulate.COMMANDS,)
 
 
 def template_environment(settings: Settings) -> Environment:

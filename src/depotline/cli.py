@@ -194,3 +194,14 @@ def _step(name: str) -> Iterator[None]:
     log.info(f"{name}: starting")
     yield
     log.info(f"{name}: done", seconds=round(time.monotonic() - started, 2))
+
+
+def _add_domain_commands() -> None:
+    """The domains' own subcommands (`depotline simulate` ...), as listed by the assembly."""
+    from depotline.app import CLI_COMMANDS
+
+    for command in CLI_COMMANDS:
+        main.add_command(command)
+
+
+_add_domain_commands()

@@ -51,6 +51,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     logging.getLogger("uvicorn.access").propagate = False
     # pgserver logs from an atexit hook, after test runners have closed their streams.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "arq"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

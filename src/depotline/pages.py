@@ -34,7 +34,7 @@ def render(request: Req, template: str, status_code: int = 200, **context: Any) 
         context={
             "principal": principal,
             "csrf_value": csrf(request),
-            "messages": messages,
+            "flashes": messages,
             **context,
         },
         status_code=status_code,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 import structlog
@@ -33,6 +34,8 @@ from telephony_gateway.repository import GatewayRepository
 log = structlog.get_logger(__name__)
 ADMINS = ("tenant_admin",)
 VOICE_KINDS = frozenset({"voice", "gather"})
+#: A queue's wait URL (Twilio's Enqueue waitUrl): asked what to play while a caller waits.
+WAIT_KIND = "wait"
 
 
 # -- the voice flow until the contact center's IVR takes calls -----------------------------------
@@ -94,6 +97,8 @@ async def take_in(
             account_id=str(account.id),
         )
         raise PermissionDeniedException("Unknown or unsigned webhook")
+    if kind == WAIT_KIND:
+        return _wait_answer(handler, provider_name, inbound)
     try:
         events: Sequence[ev.CarrierEvent] = handler.parse(kind, inbound)
     except (KeyError, ValueError) as exc:
@@ -114,11 +119,21 @@ async def take_in(
     return "text/plain", "OK"
 
 
+def _wait_answer(handler: object, provider_name: str, inbound: InboundRequest) -> tuple[str, str]:
+    """The hold music of a queue's wait URL: no event, nothing recorded, asked again each loop."""
+    wait_twiml: Callable[[InboundRequest], tuple[str, str]] | None = getattr(
+        handler, "wait_twiml", None
+    )
+    if wait_twiml is None:
+        raise InvalidInput(f"{provider_name} has no queue wait webhook")
+    return wait_twiml(inbound)
+
+
 class WebhookRoutes(Controller):
     """Where carriers call in. Configure numbers at your carrier with these URLs:
-    Twilio voice `/webhooks/twilio/voice` (gather, status and recording callbacks are set by
-    Depotline), Twilio SMS `/webhooks/twilio/sms`, Kannel sms-service get-url `/webhooks/kannel/sms`
-    (delivery reports are set per message)."""
+    Twilio voice `/webhooks/twilio/voice` (gather, status and recording callbacks and queue
+    wait URLs are set by Depotline), Twilio SMS `/webhooks/twilio/sms`, Kannel sms-service
+    get-url `/webhooks/kannel/sms` (delivery reports are set per message)."""
 
     path = "/webhooks"
     tags = ["carrier webhooks"]
@@ -503,13 +518,13 @@ class GatewayPages(Controller):
             if isinstance(exc, NotFound):
                 raise
             flash(request, exc.detail, "error")
-            return Redirect(path=f"/simulator?caller={caller}")
+            return Redirect(path=f"/simulator?caller={quote(caller)}")
         transcript = list(request.session.get("simulator_transcript", []))[-30:]
         transcript.append(
             {
                 "you": action,
                 "detail": fields.get("digits") or fields.get("body") or fields.get("to"),
-                "heard": answer[1],
+                "heard": json.loads(answer[1]) if answer[0] == "application/json" else [],
             }
         )
         request.session["simulator_transcript"] = transcript
@@ -517,4 +532,4 @@ class GatewayPages(Controller):
             request.session["simulator_call"] = {"call_id": fields["call_id"], "to": number}
         elif action == "hangup":
             request.session["simulator_call"] = None
-        return Redirect(path=f"/simulator?caller={caller}")
+        return Redirect(path=f"/simulator?caller={quote(caller)}")
