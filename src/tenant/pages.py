@@ -4,16 +4,15 @@ the services decide, and the page redirects back with a message."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import date
 from uuid import UUID
 
 import structlog
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import FromPath
-from litestar.response import Redirect, Response, Template
+from litestar.response import Redirect, Template
 
 from depotline.auth import (
     Principal,
@@ -517,25 +516,7 @@ class AdminPages(Controller):
 
     @post("/branches", guards=[requires(*ADMINS)])
     async def add_branch(self, request: Req, db: NamedDependency[Database]) -> Redirect:
-        form = await form_of(request)
-        principal = principal_of(request)
-
-        async def action() -> None:
-            parent = (
-                UUID(form["parent_id"]) if form.get("parent_id") else principal.acting_tenant_id
-            )
-            kind = TenantKind(form.get("kind") or TenantKind.CLIENT)
-            async with db.session() as session:
-                await service.create_tenant(
-                    session,
-                    principal,
-                    name=form.get("name", ""),
-                    slug=form.get("slug", ""),
-                    kind=kind,
-                    parent_id=parent,
-                )
-
-        return await attempt(request, action, "Added", "/admin/branches")
+        return await attempt(request, tenant_from_form(request, db), "Added", "/admin/branches")
 
     @get("/api-keys", guards=[requires(*ADMINS)])
     async def api_keys(self, request: Req, db: NamedDependency[Database]) -> Template:
@@ -673,42 +654,30 @@ class PlatformPages(Controller):
 
     @post("/tenants")
     async def create(self, request: Req, db: NamedDependency[Database]) -> Redirect:
+        return await attempt(
+            request, tenant_from_form(request, db), "Tenant created", "/platform/tenants"
+        )
+
+
+def tenant_from_form(request: Req, db: Database) -> Callable[[], Awaitable[None]]:
+    """The action of the 'add a branch' and 'add a tenant' forms (the service checks who may)."""
+
+    async def action() -> None:
         form = await form_of(request)
         principal = principal_of(request)
-
-        async def action() -> None:
-            try:
-                kind = TenantKind(form.get("kind", ""))
-            except ValueError:
-                raise InvalidInput("Choose client or operator", field="kind") from None
-            parent = (
-                UUID(form["parent_id"]) if form.get("parent_id") else principal.acting_tenant_id
+        try:
+            kind = TenantKind(form.get("kind") or TenantKind.CLIENT)
+        except ValueError:
+            raise InvalidInput("Choose client or operator", field="kind") from None
+        parent = UUID(form["parent_id"]) if form.get("parent_id") else principal.acting_tenant_id
+        async with db.session() as session:
+            await service.create_tenant(
+                session,
+                principal,
+                name=form.get("name", ""),
+                slug=form.get("slug", ""),
+                kind=kind,
+                parent_id=parent,
             )
-            async with db.session() as session:
-                await service.create_tenant(
-                    session,
-                    principal,
-                    name=form.get("name", ""),
-                    slug=form.get("slug", ""),
-                    kind=kind,
-                    parent_id=parent,
-                )
 
-        return await attempt(request, action, "Tenant created", "/platform/tenants")
-
-
-def redirect_to_sign_in(request: Req, exc: NotAuthorizedException) -> Response[Any]:
-    """A browser that is not signed in goes to the sign-in page and comes back afterwards."""
-    return Redirect(path=f"/auth/sign-in?next={request.url.path}")
-
-
-__all__ = [
-    "AdminPages",
-    "AuthPages",
-    "InvitationPages",
-    "PermissionDeniedException",
-    "PlatformPages",
-    "SeatPages",
-    "datetime",
-    "redirect_to_sign_in",
-]
+    return action

@@ -8,6 +8,7 @@ platform tenant is the root, an HQ sees its branches). With no scope at all the 
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 from depotline.config import APP_ROLE
@@ -41,3 +42,15 @@ def disable_tenant_rls(table: str) -> None:
 
 def grant_app(table: str, privileges: str = "SELECT, INSERT, UPDATE, DELETE") -> None:
     op.execute(f"GRANT {privileges} ON {table} TO {APP_ROLE}")
+
+
+def create_tenant_owned_table(name: str, *items: sa.schema.SchemaItem) -> None:
+    """A tenant-owned table: `tenant_id` (a tenant) leads the primary key, so every tenant's rows
+    sit together and the table can be distributed by tenant later."""
+    op.create_table(
+        name,
+        sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        *items,
+        sa.PrimaryKeyConstraint("tenant_id", "id"),
+    )

@@ -11,7 +11,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from depotline.migrations.rls import VISIBLE, enable_tenant_rls, grant_app
+from depotline.migrations.rls import (
+    VISIBLE,
+    create_tenant_owned_table,
+    enable_tenant_rls,
+    grant_app,
+)
 
 revision: str = "0002_tenancy"
 down_revision: str | None = "0001_kernel"
@@ -19,17 +24,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
-
-
-def _tenant_owned(name: str, *items: sa.schema.SchemaItem) -> None:
-    """A tenant-owned table: `tenant_id` leads the primary key (distributable by tenant)."""
-    op.create_table(
-        name,
-        sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
-        *items,
-        sa.PrimaryKeyConstraint("tenant_id", "id"),
-    )
 
 
 def upgrade() -> None:
@@ -93,7 +87,7 @@ def upgrade() -> None:
         """
     )
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "memberships",
         sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False, index=True),
         sa.Column("role", sa.Text(), nullable=False),
@@ -103,7 +97,7 @@ def upgrade() -> None:
     # A user always sees their own memberships: that is how sign-in finds the user's tenants.
     enable_tenant_rls("memberships", read_also="user_id = depotline_current_user()")
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "invitations",
         sa.Column("email", sa.Text(), nullable=False),
         sa.Column("role", sa.Text(), nullable=False),
@@ -115,7 +109,7 @@ def upgrade() -> None:
     )
     enable_tenant_rls("invitations")
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "seat_leases",
         sa.Column("operator_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=True),
         sa.Column("seats", sa.Integer(), nullable=False),
@@ -129,7 +123,7 @@ def upgrade() -> None:
     # The operator named on a lease sees it (to assign agents), but only the client changes it.
     enable_tenant_rls("seat_leases", read_also=f"operator_id = {VISIBLE}")
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "seat_assignments",
         sa.Column("client_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
         sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
@@ -139,7 +133,7 @@ def upgrade() -> None:
     op.create_index("ix_seat_assignments_client", "seat_assignments", ["client_id", "user_id"])
     enable_tenant_rls("seat_assignments", read_also=f"client_id = {VISIBLE}")
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "seat_sessions",
         sa.Column("lease_id", sa.Uuid(), nullable=False),
         sa.Column("operator_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=True),
@@ -168,7 +162,7 @@ def upgrade() -> None:
         write_also=f"operator_id = {VISIBLE}",
     )
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "audit_log",
         sa.Column("at", TS, nullable=False),
         sa.Column("actor_user_id", sa.Uuid(), nullable=True),
@@ -186,7 +180,7 @@ def upgrade() -> None:
         "audit_log", privileges="SELECT, INSERT", write_also=f"actor_tenant_id = {VISIBLE}"
     )
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "api_keys",
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("prefix", sa.Text(), nullable=False, unique=True),
@@ -200,7 +194,7 @@ def upgrade() -> None:
     )
     enable_tenant_rls("api_keys", privileges="SELECT, INSERT, UPDATE")
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "sso_configs",
         sa.Column("issuer", sa.Text(), nullable=False),
         sa.Column("client_id", sa.Text(), nullable=False),

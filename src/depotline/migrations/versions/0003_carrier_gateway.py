@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from depotline.migrations.rls import enable_tenant_rls, grant_app
+from depotline.migrations.rls import create_tenant_owned_table, enable_tenant_rls, grant_app
 
 revision: str = "0003_carrier_gateway"
 down_revision: str | None = "0002_tenancy"
@@ -19,16 +19,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
-
-
-def _tenant_owned(name: str, *items: sa.schema.SchemaItem) -> None:
-    op.create_table(
-        name,
-        sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
-        *items,
-        sa.PrimaryKeyConstraint("tenant_id", "id"),
-    )
 
 
 VISIBLE_TENANTS = """
@@ -64,7 +54,7 @@ def upgrade() -> None:
         "outbox_events",
         sa.Column("available_at", TS, nullable=False, server_default=sa.func.now()),
     )
-    _tenant_owned(
+    create_tenant_owned_table(
         "carrier_accounts",
         sa.Column("provider", sa.Text(), nullable=False),
         sa.Column("label", sa.Text(), nullable=False),
@@ -80,7 +70,7 @@ def upgrade() -> None:
     )
     enable_tenant_rls("carrier_accounts")
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "phone_numbers",
         sa.Column("e164", sa.Text(), nullable=False, unique=True),
         sa.Column("account_id", sa.Uuid(), nullable=False),
@@ -98,7 +88,7 @@ def upgrade() -> None:
         "phone_numbers", read_also="e164 = current_setting('app.number_lookup', true)"
     )
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "sms_messages",
         sa.Column("message_id", sa.Text(), nullable=False),
         sa.Column("direction", sa.Text(), nullable=False),
@@ -123,7 +113,7 @@ def upgrade() -> None:
     op.create_index("ix_sms_messages_tenant_created", "sms_messages", ["tenant_id", "created_at"])
     enable_tenant_rls("sms_messages", privileges="SELECT, INSERT, UPDATE")
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "sms_opt_outs",
         sa.Column("phone", sa.Text(), nullable=False),
         sa.Column("keyword", sa.Text(), nullable=False),
@@ -132,7 +122,7 @@ def upgrade() -> None:
     )
     enable_tenant_rls("sms_opt_outs")
 
-    _tenant_owned(
+    create_tenant_owned_table(
         "usage_records",
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
