@@ -206,3 +206,34 @@ async def test_hq_sees_branches_and_a_branch_sees_only_itself(
     ).status_code == 404
     members = {m["email"] for m in (await client.get("/api/v1/users")).json()}
     assert "north@swiftfreight.test" in members  # HQ sees the branch's people
+
+
+async def test_platform_adds_an_operator_and_hq_adds_a_branch_by_form(
+    client: AsyncTestClient[Litestar], make_client: MakeClient, world: Demo
+) -> None:
+    platform = await make_client()
+    await sign_in(platform, "admin@depotline.test")
+    csrf = await csrf_of(platform, "/platform/tenants")
+    done = await platform.post(
+        "/platform/tenants",
+        data={"_csrf": csrf, "name": "TeleServe", "slug": "teleserve", "kind": "operator"},
+        follow_redirects=True,
+    )
+    assert "Tenant created" in done.text and "TeleServe" in done.text
+    dup = await platform.post(
+        "/platform/tenants",
+        data={"_csrf": csrf, "name": "Again", "slug": "teleserve", "kind": "operator"},
+        follow_redirects=True,
+    )
+    assert "is taken" in dup.text
+
+    await sign_in(client, "admin@swiftfreight.test")
+    csrf = await csrf_of(client, "/admin/branches")
+    added = await client.post(
+        "/admin/branches",
+        data={"_csrf": csrf, "name": "SwiftFreight East", "slug": "swiftfreight-east"},
+        follow_redirects=True,
+    )
+    assert "SwiftFreight East" in added.text
+    names = {t["name"] for t in (await client.get("/api/v1/tenants")).json()}
+    assert "SwiftFreight East" in names and "TeleServe" not in names
