@@ -24,6 +24,7 @@ from litestar.template import TemplateConfig
 from redis.asyncio import Redis
 from swagger_ui import __file__ as swagger_ui_module
 
+from contact_center import jobs as contact_center_jobs
 from depotline import __version__, i18n
 from depotline.auth import authentication_middleware, check_request
 from depotline.config import Settings, get_settings
@@ -61,7 +62,10 @@ SESSION_COOKIE = "depotline_session"
 #: Every domain's arq job functions.
 JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()
 #: Outbox topic -> handlers run by the worker, in order.
-OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = {**gateway_jobs.HANDLERS}
+OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = {
+    **gateway_jobs.HANDLERS,
+    **contact_center_jobs.HANDLERS,
+}
 #: Demo data loaders, in dependency order; each returns lines to print for the user.
 DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = (
     tenant_demo.seed,

@@ -1,0 +1,40 @@
+"""Outbox handlers of the contact center: the routing timers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from contact_center import service
+from depotline.outbox import OutboxEvent
+
+
+async def on_offer_timeout(
+    session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
+) -> None:
+    payload = event.payload
+    await service.release_offer(
+        session, UUID(payload["call_id"]), UUID(payload["agent_id"]), "timeout"
+    )
+
+
+async def on_overflow_due(
+    session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
+) -> None:
+    await service.overflow_due(session, UUID(event.payload["call_id"]))
+
+
+async def on_wrap_up_done(
+    session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
+) -> None:
+    await service.wrap_up_done(session, UUID(event.payload["agent_id"]))
+
+
+HANDLERS = {
+    service.OFFER_TIMEOUT: [on_offer_timeout],
+    service.OVERFLOW_DUE: [on_overflow_due],
+    service.WRAP_UP_DONE: [on_wrap_up_done],
+}

@@ -1,0 +1,341 @@
+"""Routing (ACD): calls wait in queues, agents change state, and every change that could match
+a waiting call with a free agent routes at once, in the same transaction, under the tenant's
+routing lock. Timers (offer timeout, overflow, wrap-up) are delayed outbox events, so they
+survive restarts and run on whichever worker is free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+import structlog
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from contact_center.models import (
+    AgentSkill,
+    AgentState,
+    AgentStatus,
+    Call,
+    CallOffer,
+    CallStatus,
+    Queue,
+    Strategy,
+)
+from contact_center.repository import ContactCenterRepository
+from depotline import outbox
+from depotline.db import require_tenant, utcnow
+from depotline.errors import Conflict, InvalidInput, NotFound
+
+log = structlog.get_logger(__name__)
+
+OFFERED = "contact_center.offered"
+OFFER_TIMEOUT = "contact_center.offer_timeout"
+OVERFLOW_DUE = "contact_center.overflow_due"
+WRAP_UP_DONE = "contact_center.wrap_up_done"
+VIP_PRIORITY = 100
+
+
+@dataclass(frozen=True)
+class Offer:
+    call_id: UUID
+    agent_id: UUID
+
+
+# -- configuration ------------------------------------------------------------------------------
+async def create_queue(
+    session: AsyncSession,
+    name: str,
+    *,
+    strategy: str = Strategy.LONGEST_IDLE,
+    reservation_seconds: int = 15,
+    wrap_up_seconds: int = 30,
+    overflow_after_seconds: int | None = None,
+    overflow_when_waiting: int | None = None,
+    overflow_queue_id: UUID | None = None,
+    overflow_operator_id: UUID | None = None,
+) -> Queue:
+    repo = ContactCenterRepository(session)
+    if not name.strip():
+        raise InvalidInput("A queue needs a name", field="name")
+    try:
+        chosen = Strategy(strategy)
+    except ValueError:
+        names = ", ".join(s.value for s in Strategy)
+        raise InvalidInput(f"Strategy is one of: {names}", field="strategy") from None
+    if reservation_seconds < 3:
+        raise InvalidInput("Give agents at least 3 seconds to answer", field="reservation_seconds")
+    if await repo.queue_by_name(name.strip()):
+        raise Conflict(f"There is already a queue called {name}", field="name")
+    queue = Queue(
+        name=name.strip(),
+        strategy=chosen,
+        reservation_seconds=reservation_seconds,
+        wrap_up_seconds=wrap_up_seconds,
+        overflow_after_seconds=overflow_after_seconds,
+        overflow_when_waiting=overflow_when_waiting,
+        overflow_queue_id=overflow_queue_id,
+        overflow_operator_id=overflow_operator_id,
+    )
+    repo.add(queue)
+    await repo.flush()
+    return queue
+
+
+async def set_skill(session: AsyncSession, user_id: UUID, queue_id: UUID, level: int = 1) -> None:
+    if not 1 <= level <= 10:
+        raise InvalidInput("Skill levels run from 1 to 10", field="level")
+    repo = ContactCenterRepository(session)
+    skill = await repo.skill(user_id, queue_id)
+    if skill is None:
+        repo.add(AgentSkill(user_id=user_id, queue_id=queue_id, level=level))
+    else:
+        skill.level = level
+        repo.add(skill)
+
+
+# -- agents -------------------------------------------------------------------------------------
+async def agent_signs_in(session: AsyncSession, user_id: UUID, home_tenant_id: UUID) -> AgentState:
+    """An agent appears in this tenant's pool, not ready until they say so."""
+    repo = ContactCenterRepository(session)
+    agent = await repo.agent(user_id, lock=True)
+    if agent is None:
+        agent = AgentState(user_id=user_id, home_tenant_id=home_tenant_id)
+    if agent.status == AgentStatus.SIGNED_OUT:
+        _move(agent, AgentStatus.NOT_READY, "signed in")
+    repo.add(agent)
+    await repo.flush()
+    return agent
+
+
+async def set_status(
+    session: AsyncSession, user_id: UUID, status: AgentStatus, reason: str | None = None
+) -> list[Offer]:
+    """Ready, not ready (with a reason) or signed out. Ready routes at once."""
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    agent = await repo.agent(user_id, lock=True)
+    if agent is None:
+        raise NotFound("That agent is not signed in here")
+    if status not in (AgentStatus.READY, AgentStatus.NOT_READY, AgentStatus.SIGNED_OUT):
+        raise InvalidInput("Agents set themselves ready, not ready or signed out", field="status")
+    if agent.status in (AgentStatus.RESERVED, AgentStatus.ON_CALL):
+        raise Conflict("Finish the current call first")
+    _move(agent, status, reason)
+    repo.add(agent)
+    return await route(session) if status == AgentStatus.READY else []
+
+
+def _move(agent: AgentState, status: AgentStatus, reason: str | None = None) -> None:
+    agent.status, agent.reason, agent.since = status, reason, utcnow()
+
+
+# -- calls --------------------------------------------------------------------------------------
+async def enqueue(
+    session: AsyncSession,
+    call: Call,
+    queue: Queue,
+    *,
+    vip: bool = False,
+) -> list[Offer]:
+    """A call joins a queue (from the IVR or a transfer) and is routed at once if it can be."""
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    now = utcnow()
+    # "More than N waiting" counts the calls already in line, before this one joins.
+    already_waiting = await repo.count_waiting(queue.id)
+    call.status, call.queue_id, call.queued_at = CallStatus.QUEUED, queue.id, call.queued_at or now
+    call.priority = VIP_PRIORITY if vip else call.priority
+    limit = queue.overflow_when_waiting
+    if limit is not None and already_waiting >= limit:
+        call.overflowed_at = now
+    repo.add(call)
+    await repo.flush()
+    if queue.overflow_after_seconds is not None and call.overflowed_at is None:
+        outbox.publish(
+            session,
+            OVERFLOW_DUE,
+            {"call_id": str(call.id)},
+            delay=timedelta(seconds=queue.overflow_after_seconds),
+        )
+    return await route(session)
+
+
+async def route(session: AsyncSession) -> list[Offer]:
+    """Offer waiting calls to free agents until no more pairs match. Highest priority first,
+    then the longest waiting; each queue's strategy picks among its eligible ready agents."""
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    offers: list[Offer] = []
+    queues = {queue.id: queue for queue in await repo.queues()}
+    for call in await repo.waiting_calls():
+        queue = queues.get(call.queue_id) if call.queue_id else None
+        if queue is None:
+            continue
+        agent = await repo.best_free_agent(call, queue)
+        if agent is None:
+            continue
+        now = utcnow()
+        _move(agent, AgentStatus.RESERVED, None)
+        agent.current_call_id, agent.last_offered_at = call.id, now
+        call.status, call.agent_id, call.offered_at = CallStatus.OFFERED, agent.user_id, now
+        repo.add(agent, call, CallOffer(call_id=call.id, agent_id=agent.user_id, offered_at=now))
+        await repo.flush()
+        payload = {"call_id": str(call.id), "agent_id": str(agent.user_id)}
+        outbox.publish(session, OFFERED, payload)
+        outbox.publish(
+            session, OFFER_TIMEOUT, payload, delay=timedelta(seconds=queue.reservation_seconds)
+        )
+        offers.append(Offer(call.id, agent.user_id))
+    if offers:
+        log.info("routed", offers=len(offers))
+    return offers
+
+
+async def accept(session: AsyncSession, user_id: UUID, call_id: UUID) -> Call:
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    agent = await repo.agent(user_id, lock=True)
+    call = await repo.get_call(call_id, lock=True)
+    offer = await repo.open_offer(call_id, user_id)
+    if agent is None or call is None or offer is None or agent.current_call_id != call_id:
+        raise Conflict("This call is no longer offered to you")
+    now = utcnow()
+    _move(agent, AgentStatus.ON_CALL)
+    call.status, call.answered_at = CallStatus.ON_CALL, now
+    call.wait_seconds = int((now - (call.queued_at or call.arrived_at)).total_seconds())
+    offer.outcome, offer.decided_at = "accepted", now
+    repo.add(agent, call, offer)
+    return call
+
+
+async def release_offer(
+    session: AsyncSession, call_id: UUID, agent_id: UUID, outcome: str
+) -> list[Offer]:
+    """The agent declined or let the offer time out: the agent goes not ready, the call goes
+    back to the head of its place in line (it keeps its queue time) and to the next agent."""
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    offer = await repo.open_offer(call_id, agent_id)
+    if offer is None:
+        return []  # already answered or released: a late timer does nothing
+    agent = await repo.agent(agent_id, lock=True)
+    call = await repo.get_call(call_id, lock=True)
+    now = utcnow()
+    offer.outcome, offer.decided_at = outcome, now
+    repo.add(offer)
+    if (
+        agent is not None
+        and agent.current_call_id == call_id
+        and agent.status == AgentStatus.RESERVED
+    ):
+        _move(agent, AgentStatus.NOT_READY, "missed call" if outcome == "timeout" else "declined")
+        agent.current_call_id = None
+        repo.add(agent)
+    if call is not None and call.status == CallStatus.OFFERED and call.agent_id == agent_id:
+        call.status, call.agent_id, call.offered_at = CallStatus.QUEUED, None, None
+        repo.add(call)
+    await repo.flush()
+    return await route(session)
+
+
+async def agent_hangs_up(session: AsyncSession, user_id: UUID, call_id: UUID) -> Call:
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    call = await repo.get_call(call_id, lock=True)
+    agent = await repo.agent(user_id, lock=True)
+    if (
+        call is None
+        or agent is None
+        or call.agent_id != user_id
+        or call.status != CallStatus.ON_CALL
+    ):
+        raise Conflict("You are not on that call")
+    _end(call, "completed")
+    queue = await repo.get_queue(call.queue_id) if call.queue_id else None
+    _finish_call_for(agent, call)
+    repo.add(call, agent)
+    outbox.publish(
+        session,
+        WRAP_UP_DONE,
+        {"agent_id": str(user_id), "call_id": str(call.id)},
+        delay=timedelta(seconds=queue.wrap_up_seconds if queue else 0),
+    )
+    return call
+
+
+async def caller_hangs_up(session: AsyncSession, call: Call) -> list[Offer]:
+    """The caller left. Waiting: abandoned. Being offered: the agent is freed (and routed)."""
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    offers: list[Offer] = []
+    if call.status in (CallStatus.QUEUED, CallStatus.IVR):
+        _end(call, "abandoned" if call.status == CallStatus.QUEUED else "ivr_hangup")
+        call.status = CallStatus.ABANDONED if call.queued_at else CallStatus.ENDED
+    elif call.status == CallStatus.OFFERED and call.agent_id:
+        offer = await repo.open_offer(call.id, call.agent_id)
+        agent = await repo.agent(call.agent_id, lock=True)
+        if offer is not None:
+            offer.outcome, offer.decided_at = "caller_hangup", utcnow()
+            repo.add(offer)
+        _end(call, "abandoned")
+        call.status = CallStatus.ABANDONED
+        if agent is not None and agent.current_call_id == call.id:
+            _move(agent, AgentStatus.READY)
+            agent.current_call_id = None
+            repo.add(agent)
+        repo.add(call)
+        await repo.flush()
+        offers = await route(session)
+    elif call.status == CallStatus.ON_CALL and call.agent_id:
+        agent = await repo.agent(call.agent_id, lock=True)
+        _end(call, "completed")
+        queue = await repo.get_queue(call.queue_id) if call.queue_id else None
+        if agent is not None:
+            _finish_call_for(agent, call)
+            repo.add(agent)
+            outbox.publish(
+                session,
+                WRAP_UP_DONE,
+                {"agent_id": str(agent.user_id), "call_id": str(call.id)},
+                delay=timedelta(seconds=queue.wrap_up_seconds if queue else 0),
+            )
+    repo.add(call)
+    return offers
+
+
+def _end(call: Call, disposition: str) -> None:
+    now = utcnow()
+    call.ended_at, call.disposition = now, call.disposition or disposition
+    if call.answered_at is not None:
+        call.talk_seconds = int((now - call.answered_at).total_seconds())
+    call.status = CallStatus.ENDED
+
+
+def _finish_call_for(agent: AgentState, call: Call) -> None:
+    _move(agent, AgentStatus.WRAP_UP)
+    agent.current_call_id = None
+    agent.talk_seconds_today += call.talk_seconds or 0
+
+
+async def wrap_up_done(session: AsyncSession, agent_id: UUID) -> list[Offer]:
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    agent = await repo.agent(agent_id, lock=True)
+    if agent is None or agent.status != AgentStatus.WRAP_UP:
+        return []  # the agent moved on already (not ready, signed out)
+    _move(agent, AgentStatus.READY)
+    repo.add(agent)
+    return await route(session)
+
+
+async def overflow_due(session: AsyncSession, call_id: UUID) -> list[Offer]:
+    repo = ContactCenterRepository(session)
+    await repo.lock_routing(require_tenant())
+    call = await repo.get_call(call_id, lock=True)
+    if call is None or call.status != CallStatus.QUEUED or call.overflowed_at is not None:
+        return []
+    call.overflowed_at = utcnow()
+    repo.add(call)
+    await repo.flush()
+    return await route(session)
