@@ -264,10 +264,14 @@ async def agent_hangs_up(session: AsyncSession, user_id: UUID, call_id: UUID) ->
     return call
 
 
-async def caller_hangs_up(session: AsyncSession, call: Call) -> list[Offer]:
+async def caller_hangs_up(session: AsyncSession, call_id: UUID) -> list[Offer]:
     """The caller left. Waiting: abandoned. Being offered: the agent is freed (and routed)."""
     repo = ContactCenterRepository(session)
+    # The routing lock before any row lock, always: the order that keeps replicas deadlock-free.
     await repo.lock_routing(require_tenant())
+    call = await repo.get_call(call_id, lock=True)
+    if call is None:
+        raise NotFound("No such call")
     offers: list[Offer] = []
     if call.status in (CallStatus.QUEUED, CallStatus.IVR):
         _end(call, "abandoned" if call.status == CallStatus.QUEUED else "ivr_hangup")

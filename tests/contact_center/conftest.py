@@ -67,7 +67,7 @@ class Floor:
 
 @pytest.fixture
 async def floor(db: Database, world: Demo) -> Floor:
-    """SwiftFreight's pickup queue; its own agent 'sara' and CallPro's agents 'li', 'wong', 'sam'."""
+    """SwiftFreight's pickup queue; its agent 'sara' and CallPro's agents 'li', 'wong', 'sam'."""
     tenant, operator = world.tenants["swiftfreight"], world.tenants["callpro"]
     agents = {
         "sara": (world.users["admin@swiftfreight.test"], tenant),

@@ -128,7 +128,6 @@ async def test_skill_level_first(floor: Floor) -> None:
 async def test_caller_hanging_up_while_offered_frees_the_agent(floor: Floor) -> None:
     await floor.ready("li")
     call = await floor.call()
-    row = await floor.call_row(call)
-    await floor.run(service.caller_hangs_up, row)
+    await floor.run(service.caller_hangs_up, call)
     assert (await floor.call_row(call)).status == CallStatus.ABANDONED
     assert await floor.state("li") == (AgentStatus.READY, None)
