@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, UniqueConstraint
-from sqlalchemy.dialects.postgresql import TEXT
+from sqlalchemy import Column, DateTime, UniqueConstraint
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field
 
 from depotline.db import TenantOwned, utcnow
@@ -108,6 +109,13 @@ class Call(TenantOwned, table=True):
     talk_seconds: int | None = None
     disposition: str | None = None
     wrap_up_code: str | None = None
+    language: str | None = None
+    #: Where the caller is in the IVR (the flow interpreter's state), while in the IVR.
+    ivr_progress: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    survey_score: int | None = None
+    callback_requested: bool = False
 
 
 class CallOffer(TenantOwned, table=True):
@@ -120,3 +128,31 @@ class CallOffer(TenantOwned, table=True):
     offered_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     outcome: str | None = None  # accepted, declined, timeout
+
+
+class BlocklistEntry(TenantOwned, table=True):
+    """A harassing number. Needs a reason and an author; may expire; removal is kept, not
+    deleted, and both are audited."""
+
+    __tablename__ = "blocklist_entries"
+
+    phone: str
+    reason: str
+    author_id: UUID
+    expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    removed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    removed_by: UUID | None = None
+
+
+class ContactCenterSettings(TenantOwned, table=True):
+    __tablename__ = "contact_center_settings"
+
+    business_hours: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    vip_numbers: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
+    )
+    survey_enabled: bool = False
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,9 +15,11 @@ from contact_center.models import (
     AgentSkill,
     AgentState,
     AgentStatus,
+    BlocklistEntry,
     Call,
     CallOffer,
     CallStatus,
+    ContactCenterSettings,
     Queue,
     Strategy,
 )
@@ -154,3 +157,25 @@ class ContactCenterRepository:
 
     async def calls(self) -> Sequence[Call]:
         return (await self.session.exec(select(Call).order_by(col(Call.arrived_at)))).all()
+
+    # -- blocklist and settings ----------------------------------------------------------------
+    async def active_block(self, phone: str, now: datetime) -> BlocklistEntry | None:
+        query = select(BlocklistEntry).where(
+            BlocklistEntry.phone == phone,
+            col(BlocklistEntry.removed_at).is_(None),
+            or_(col(BlocklistEntry.expires_at).is_(None), col(BlocklistEntry.expires_at) > now),
+        )
+        return (await self.session.exec(query)).first()
+
+    async def blocklist(self) -> Sequence[BlocklistEntry]:
+        query = select(BlocklistEntry).where(col(BlocklistEntry.removed_at).is_(None))
+        return (
+            await self.session.exec(query.order_by(col(BlocklistEntry.created_at).desc()))
+        ).all()
+
+    async def get_block(self, entry_id: UUID) -> BlocklistEntry | None:
+        query = select(BlocklistEntry).where(BlocklistEntry.id == entry_id).with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def settings(self) -> ContactCenterSettings | None:
+        return (await self.session.exec(select(ContactCenterSettings))).first()

@@ -6,7 +6,7 @@ survive restarts and run on whichever worker is free."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
@@ -16,6 +16,7 @@ from contact_center.models import (
     AgentSkill,
     AgentState,
     AgentStatus,
+    BlocklistEntry,
     Call,
     CallOffer,
     CallStatus,
@@ -24,8 +25,11 @@ from contact_center.models import (
 )
 from contact_center.repository import ContactCenterRepository
 from depotline import outbox
+from depotline.auth import Principal
 from depotline.db import require_tenant, utcnow
 from depotline.errors import Conflict, InvalidInput, NotFound
+from telephony_gateway.service import e164
+from tenant.service import audit
 
 log = structlog.get_logger(__name__)
 
@@ -343,3 +347,65 @@ async def overflow_due(session: AsyncSession, call_id: UUID) -> list[Offer]:
     repo.add(call)
     await repo.flush()
     return await route(session)
+
+
+# -- harassment blocklist -----------------------------------------------------------------------
+async def block_number(
+    session: AsyncSession,
+    actor: Principal,
+    phone: str,
+    reason: str,
+    expires_at: datetime | None = None,
+) -> BlocklistEntry:
+    """Block a number. A reason is required, the author is recorded, and it is audited."""
+    if len(reason.strip()) < 3:
+        raise InvalidInput("Say why this number is blocked", field="reason")
+    number = e164(phone, field="phone")
+    repo = ContactCenterRepository(session)
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("The block would already have expired", field="expires_at")
+    if await repo.active_block(number, now):
+        raise Conflict(f"{number} is already blocked", field="phone")
+    assert actor.user_id is not None
+    entry = BlocklistEntry(
+        phone=number, reason=reason.strip(), author_id=actor.user_id, expires_at=expires_at
+    )
+    repo.add(entry)
+    await repo.flush()
+    audit(
+        session,
+        actor,
+        "blocklist.add",
+        record_type="blocklist",
+        record_id=entry.id,
+        phone=number,
+        reason=reason,
+    )
+    return entry
+
+
+async def unblock(session: AsyncSession, actor: Principal, entry_id: UUID) -> BlocklistEntry:
+    repo = ContactCenterRepository(session)
+    entry = await repo.get_block(entry_id)
+    if entry is None or entry.removed_at is not None:
+        raise NotFound("No such blocklist entry")
+    entry.removed_at, entry.removed_by = utcnow(), actor.user_id
+    repo.add(entry)
+    audit(
+        session,
+        actor,
+        "blocklist.remove",
+        record_type="blocklist",
+        record_id=entry.id,
+        phone=entry.phone,
+    )
+    return entry
+
+
+async def is_blocked(session: AsyncSession, phone: str) -> bool:
+    try:
+        number = e164(phone, field="phone")
+    except InvalidInput:
+        return False
+    return await ContactCenterRepository(session).active_block(number, utcnow()) is not None

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 from depotline.migrations.rls import create_tenant_owned_table, enable_tenant_rls
 
@@ -87,6 +88,10 @@ def upgrade() -> None:
         sa.Column("talk_seconds", sa.Integer(), nullable=True),
         sa.Column("disposition", sa.Text(), nullable=True),
         sa.Column("wrap_up_code", sa.Text(), nullable=True),
+        sa.Column("language", sa.Text(), nullable=True),
+        sa.Column("ivr_progress", postgresql.JSONB(), nullable=True),
+        sa.Column("survey_score", sa.Integer(), nullable=True),
+        sa.Column("callback_requested", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.UniqueConstraint("tenant_id", "provider", "provider_call_id"),
     )
     # The routing query: the oldest, highest-priority waiting call.
@@ -109,7 +114,44 @@ def upgrade() -> None:
     op.create_index("ix_call_offers_agent", "call_offers", ["tenant_id", "agent_id", "offered_at"])
     enable_tenant_rls("call_offers")
 
+    create_tenant_owned_table(
+        "blocklist_entries",
+        sa.Column("phone", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("author_id", sa.Uuid(), nullable=False),
+        sa.Column("expires_at", TS, nullable=True),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("removed_at", TS, nullable=True),
+        sa.Column("removed_by", sa.Uuid(), nullable=True),
+    )
+    op.create_index(
+        "ux_blocklist_active",
+        "blocklist_entries",
+        ["tenant_id", "phone"],
+        unique=True,
+        postgresql_where=sa.text("removed_at IS NULL"),
+    )
+    enable_tenant_rls("blocklist_entries", privileges="SELECT, INSERT, UPDATE")
+
+    create_tenant_owned_table(
+        "contact_center_settings",
+        sa.Column("business_hours", postgresql.JSONB(), nullable=True),
+        sa.Column("vip_numbers", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("survey_enabled", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
+        sa.UniqueConstraint("tenant_id"),
+    )
+    enable_tenant_rls("contact_center_settings")
+
 
 def downgrade() -> None:
-    for table in ("call_offers", "calls", "agent_states", "agent_skills", "queues"):
+    for table in (
+        "contact_center_settings",
+        "blocklist_entries",
+        "call_offers",
+        "calls",
+        "agent_states",
+        "agent_skills",
+        "queues",
+    ):
         op.drop_table(table)
