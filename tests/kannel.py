@@ -16,6 +16,11 @@ and then one of type 1 (delivered).
 Register the fixture (named `kannel`, one Kannel per test module) by importing it:
 `from tests.kannel import kannel_fixture  # noqa: F401`. Missing binaries fail the test with
 the install hint; they never skip it.
+
+To have Kannel call something else with inbound SMS (the app itself), build `Kannel(workdir)`,
+use its ports and credentials (`sendsms_url`, `username`, `password`), then
+`start(get_url=kannel_inbound_url(app_url, secret, ...))` and inject MO messages with
+`inject_mo` (the recording receiver then sees only what is addressed to it).
 """
 
 from __future__ import annotations
@@ -149,8 +154,10 @@ class _RecordingHandler(BaseHTTPRequestHandler):
 class Kannel:
     """The running daemons and what they did."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, get_url: str | None = None) -> None:
         self.workdir = workdir
+        #: The sms-service get-url (Kannel's escape codes included); by default the receiver's.
+        self.get_url = get_url
         self.bearerbox = _binary("bearerbox", "/usr/sbin/bearerbox")
         self.smsbox = _binary("smsbox", "/usr/sbin/smsbox")
         self.fakesmsc = _binary("fakesmsc", *FAKESMSC_CANDIDATES)
@@ -210,21 +217,26 @@ class Kannel:
                 raise AssertionError(f"timed out waiting for {what}\n{self.diagnostics()}")
             await asyncio.sleep(0.05)
 
-    async def send_mo(self, sender: str, receiver: str, text: str) -> InboundRequest:
-        """Inject an MO SMS through fakesmsc (as text when it is plain ASCII, else as UCS-2)
-        and wait for smsbox to deliver it to the get-url; returns that request."""
+    def inject_mo(self, sender: str, receiver: str, text: str) -> None:
+        """Hand fakesmsc an MO SMS (as text when it is plain ASCII, else as UCS-2); smsbox then
+        passes it on to the get-url. Wait for it to arrive before the next one (see below)."""
         if text.isascii() and text.isprintable() and text.strip() == text:
             line = f"{sender} {receiver} text {text}"
         else:
             line = f"{sender} {receiver} ucs2 {quote_plus(text.encode('utf-16-be'))}"
         assert len(line.encode()) <= FAKESMSC_LINE_MAX, "too long for one fakesmsc line"
-        before = len(self.received_inbound())
         stdin = self._processes["fakesmsc"].stdin
         assert stdin is not None
         # One line at a time: fakesmsc select()s on stdin, then fgets() one line, so a second
         # line already in its stdio buffer would wait for the next write.
         stdin.write(line.encode() + b"\n")
         stdin.flush()
+
+    async def send_mo(self, sender: str, receiver: str, text: str) -> InboundRequest:
+        """Inject an MO SMS through fakesmsc and wait for smsbox to deliver it to the
+        receiver's get-url (the default one); returns that request."""
+        before = len(self.received_inbound())
+        self.inject_mo(sender, receiver, text)
         arrived = await self.wait_for(
             lambda: self.received_inbound()[before:], f"inbound SMS {text!r}"
         )
@@ -244,7 +256,7 @@ class Kannel:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def config(self) -> str:
-        inbound = kannel_inbound_url(self.receiver_url, self.webhook_secret)
+        inbound = self.get_url or kannel_inbound_url(self.receiver_url, self.webhook_secret)
         return f"""\
 group = core
 admin-port = {self.admin_port}
@@ -341,7 +353,10 @@ omit-empty = true
                     if message is not None:
                         self._mt.append(message)
 
-    def start(self) -> None:
+    def start(self, *, get_url: str | None = None) -> None:
+        """Start the daemons; `get_url` (if given) replaces the sms-service get-url."""
+        if get_url is not None:
+            self.get_url = get_url
         threading.Thread(target=self._receiver.serve_forever, daemon=True).start()
         self._serving = True
         conf = self.workdir / "kannel.conf"

@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
 
     async def close_connections(app: Litestar) -> None:
+        await app.state.providers.aclose()
         await app.state.jobs.aclose()
         await app.state.redis.aclose()
         await app.state.db.dispose()

@@ -40,6 +40,14 @@ class GatewayRepository:
         query = select(CarrierAccount).where(CarrierAccount.id == account_id)
         return (await self.session.exec(query)).first()
 
+    async def account_in_scope_of(self, tenant_id: UUID, account_id: UUID) -> CarrierAccount | None:
+        """Move this transaction into `tenant_id`'s scope (a webhook found the tenant from its
+        number), then read the account under that tenant's row-level security."""
+        await self.session.execute(
+            text("select set_config('app.tenant_id', :t, true)"), {"t": str(tenant_id)}
+        )
+        return await self.get_account(account_id)
+
     async def numbers(self) -> Sequence[PhoneNumber]:
         return (await self.session.exec(select(PhoneNumber).order_by(col(PhoneNumber.e164)))).all()
 

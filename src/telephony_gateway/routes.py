@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID, uuid4
@@ -17,6 +18,7 @@ from litestar.response import Redirect, Template
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from depotline import outbox
 from depotline.auth import principal_of, requires, signed_in
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
@@ -36,6 +38,9 @@ ADMINS = ("tenant_admin",)
 VOICE_KINDS = frozenset({"voice", "gather"})
 #: A queue's wait URL (Twilio's Enqueue waitUrl): asked what to play while a caller waits.
 WAIT_KIND = "wait"
+#: A delivery report can overtake the worker recording the carrier's answer (Kannel reports
+#: within milliseconds of taking a message): such a report is applied this much later.
+EARLY_REPORT_DELAY = timedelta(seconds=5)
 
 
 # -- the voice flow until the contact center's IVR takes calls -----------------------------------
@@ -72,12 +77,7 @@ async def locate_account(db: Database, inbound: InboundRequest) -> CarrierAccoun
     if not dialled:
         return None
     async with db.session() as session:
-        number = await service.tenant_of_number(session, dialled)
-    if number is None:
-        return None
-    with tenant_scope(number.tenant_id):
-        async with db.session() as session:
-            return await GatewayRepository(session).get_account(number.account_id)
+        return await service.account_for_number(session, dialled)
 
 
 async def take_in(
@@ -107,6 +107,9 @@ async def take_in(
     with tenant_scope(account.tenant_id):
         async with db.session() as session:
             for event in events:
+                if await _before_its_message(session, event):
+                    _apply_later(session, event)
+                    continue
                 if await service.first_sighting(session, event):
                     await service.apply_event(session, account.tenant_id, account.id, event)
                 if kind in VOICE_KINDS:  # a retried voice webhook gets the same answer again
@@ -117,6 +120,28 @@ async def take_in(
     if provider_name == "twilio":
         return "application/xml", "<Response/>"
     return "text/plain", "OK"
+
+
+async def _before_its_message(session: AsyncSession, event: ev.CarrierEvent) -> bool:
+    """A status report on a message not yet known by the carrier's id: the worker that handed
+    it over has not recorded the carrier's answer yet (or it is not ours)."""
+    if not isinstance(event, ev.SmsStatus):
+        return False
+    repo = GatewayRepository(session)
+    return await repo.sms_by_provider_id(event.provider, event.message_id) is None
+
+
+def _apply_later(session: AsyncSession, event: ev.CarrierEvent) -> None:
+    """Hand the report to the worker, delayed (as the simulator's reports travel), without
+    taking in its event id: taken in now, it would find no message and be lost for good."""
+    outbox.publish(
+        session, service.CARRIER_EVENT, service.event_payload(event), delay=EARLY_REPORT_DELAY
+    )
+    log.info(
+        "status report before its message is recorded: applied later",
+        provider=event.provider,
+        provider_event_id=event.provider_event_id,
+    )
 
 
 def _wait_answer(handler: object, provider_name: str, inbound: InboundRequest) -> tuple[str, str]:

@@ -263,6 +263,15 @@ async def first_sighting(session: AsyncSession, event: ev.CarrierEvent) -> bool:
     )
 
 
+async def account_for_number(session: AsyncSession, number: str) -> CarrierAccount | None:
+    """The carrier account serving a dialled number, in one transaction: the number lookup's
+    narrow scope, then the number's tenant scope for its account."""
+    phone = await tenant_of_number(session, number)
+    if phone is None:
+        return None
+    return await GatewayRepository(session).account_in_scope_of(phone.tenant_id, phone.account_id)
+
+
 async def tenant_of_number(session: AsyncSession, number: str) -> PhoneNumber | None:
     try:
         normalised = e164(number)

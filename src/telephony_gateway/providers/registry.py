@@ -7,6 +7,7 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
+import httpx
 from redis.asyncio import Redis
 
 from telephony_gateway.models import CarrierAccount, ProviderName
@@ -19,6 +20,18 @@ class Providers:
         self.secret = secret
         self.public_url = public_url.rstrip("/")
         self.redis = redis
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """One connection pool for every carrier call of this process, made on first use."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
 
     def webhook_secret(self, account: CarrierAccount) -> bytes:
         """Per-account key for carriers that cannot sign (Kannel) and for the simulator."""
@@ -41,6 +54,7 @@ class Providers:
                 credentials.get("auth_token", ""),
                 api_base=str(account.settings.get("api_base", "https://api.twilio.com")),
                 webhook_base_url=f"{self.public_url}/webhooks/twilio?{query}",
+                http=self.http,
             )
         from telephony_gateway.providers.kannel import KannelSms
 
@@ -50,6 +64,7 @@ class Providers:
             password=credentials.get("password", ""),
             smsc_id=account.settings.get("smsc_id") or None,
             webhook_secret=self.webhook_secret(account),
+            client=self.http,
         )
 
     def status_url(self, account: CarrierAccount, message_id: str) -> str:

@@ -131,12 +131,22 @@ class TwilioProvider:
         self.api_base = api_base.rstrip("/")
         self.webhook_base_url = webhook_base_url or None
         self.hold_music_url = hold_music_url
-        self._own_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        self._given_http = http
+        self._made_http: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        # Made on first use: a webhook (verify, parse, render) needs no HTTP client, and building
+        # one (its TLS context) would cost more than answering the webhook.
+        if self._given_http is not None:
+            return self._given_http
+        if self._made_http is None:
+            self._made_http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        return self._made_http
 
     async def aclose(self) -> None:
-        if self._own_http:
-            await self._http.aclose()
+        if self._made_http is not None:
+            await self._made_http.aclose()
 
     async def __aenter__(self) -> TwilioProvider:
         return self
