@@ -8,8 +8,10 @@ from uuid import UUID
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from contact_center import service
+from contact_center import service, voice
 from depotline.outbox import OutboxEvent
+from telephony_gateway import service as gateway
+from telephony_gateway.events import CallEnded
 
 
 async def on_offer_timeout(
@@ -33,7 +35,15 @@ async def on_wrap_up_done(
     await service.wrap_up_done(session, UUID(event.payload["agent_id"]))
 
 
+async def on_call_event(session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]) -> None:
+    """Calls the gateway took in: a caller who hangs up leaves the queue (or the agent)."""
+    carrier_event = gateway.event_from_payload(event.payload)
+    if isinstance(carrier_event, CallEnded) and event.tenant_id is not None:
+        await voice.answer(session, event.tenant_id, carrier_event)
+
+
 HANDLERS = {
+    gateway.CALL_EVENT: [on_call_event],
     service.OFFER_TIMEOUT: [on_offer_timeout],
     service.OVERFLOW_DUE: [on_overflow_due],
     service.WRAP_UP_DONE: [on_wrap_up_done],

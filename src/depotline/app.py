@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from swagger_ui import __file__ as swagger_ui_module
 
 from contact_center import jobs as contact_center_jobs
+from contact_center import voice as contact_center_voice
 from depotline import __version__, i18n
 from depotline.auth import authentication_middleware, check_request
 from depotline.config import Settings, get_settings
@@ -58,6 +59,9 @@ from tenant.routes import PlatformApi, SeatApi, TenantApi, resolve_principal
 
 SWAGGER_UI_ASSETS = Path(swagger_ui_module).parent / "static"
 SESSION_COOKIE = "depotline_session"
+
+# The contact center answers the calls the carrier gateway brings in.
+gateway_simulate.use_voice_flow(contact_center_voice.answer)
 
 #: Every domain's arq job functions.
 JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()
@@ -109,7 +113,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.jobs = await create_job_pool(settings.required_redis_url)
         app.state.providers = Providers(
-            settings.session_secret(), settings.public_url, app.state.redis
+            settings.session_secret(),
+            settings.public_url,
+            app.state.redis,
+            contact_center_voice.answer,
         )
 
     async def close_connections(app: Litestar) -> None:
@@ -224,7 +231,12 @@ def create_worker(settings: Settings | None = None, *, burst: bool = False) -> W
     configure_logging(settings.log_level, settings.log_format)
 
     async def add_providers(ctx: dict[str, Any]) -> None:
-        ctx["providers"] = Providers(settings.session_secret(), settings.public_url, ctx["redis"])
+        ctx["providers"] = Providers(
+            settings.session_secret(),
+            settings.public_url,
+            ctx["redis"],
+            contact_center_voice.answer,
+        )
 
     return build_worker(
         settings,

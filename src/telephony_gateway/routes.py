@@ -26,7 +26,7 @@ from depotline.errors import DomainError, InvalidInput, NotFound
 from depotline.pages import attempt, flash, form_of, render
 from telephony_gateway import events as ev
 from telephony_gateway import service
-from telephony_gateway.commands import Command, Gather, Hangup, Say
+from telephony_gateway.commands import Command
 from telephony_gateway.models import CarrierAccount
 from telephony_gateway.providers.base import InboundRequest
 from telephony_gateway.providers.registry import Providers
@@ -41,23 +41,6 @@ WAIT_KIND = "wait"
 #: A delivery report can overtake the worker recording the carrier's answer (Kannel reports
 #: within milliseconds of taking a message): such a report is applied this much later.
 EARLY_REPORT_DELAY = timedelta(seconds=5)
-
-
-# -- the voice flow until the contact center's IVR takes calls -----------------------------------
-async def echo_flow(
-    session: AsyncSession, tenant_id: UUID, event: ev.CarrierEvent
-) -> list[Command]:
-    """Greets, asks for a key and says it back: enough to try numbers and carriers end to end."""
-    if isinstance(event, ev.CallStarted):
-        return [
-            Say("Thank you for calling. Press any key."),
-            Gather(num_digits=1, timeout_seconds=5),
-            Say("We did not hear anything. Goodbye."),
-            Hangup(),
-        ]
-    if isinstance(event, ev.DigitsGathered):
-        return [Say(f"You pressed {event.digits}. Goodbye."), Hangup()]
-    return []
 
 
 # -- webhooks -----------------------------------------------------------------------------------
@@ -104,6 +87,7 @@ async def take_in(
     except (KeyError, ValueError) as exc:
         raise InvalidInput(f"Cannot read this {kind} webhook: {exc}") from None
     commands: list[Command] = []
+    retried_answer: tuple[str, str] | None = None
     with tenant_scope(account.tenant_id):
         async with db.session() as session:
             for event in events:
@@ -112,14 +96,47 @@ async def take_in(
                     continue
                 if await service.first_sighting(session, event):
                     await service.apply_event(session, account.tenant_id, account.id, event)
-                if kind in VOICE_KINDS:  # a retried voice webhook gets the same answer again
-                    commands += await echo_flow(session, account.tenant_id, event)
+                    if kind in VOICE_KINDS:
+                        commands += await providers.voice_flow(session, account.tenant_id, event)
+                elif kind in VOICE_KINDS:
+                    retried_answer = await _earlier_answer(providers, event)
     if kind in VOICE_KINDS:
+        if retried_answer is not None:
+            return retried_answer  # a retried voice webhook gets the same answer again
         media_type, body = handler.render(commands)
+        await _remember_answer(providers, events, media_type, body)
         return media_type, body
     if provider_name == "twilio":
         return "application/xml", "<Response/>"
     return "text/plain", "OK"
+
+
+ANSWER_KEPT_SECONDS = 600
+
+
+def _answer_key(event: ev.CarrierEvent) -> str:
+    return f"depotline:voice-answer:{event.provider}:{event.provider_event_id}"
+
+
+async def _remember_answer(
+    providers: Providers, events: Sequence[ev.CarrierEvent], media_type: str, body: str
+) -> None:
+    """Keep what we answered, so a carrier retrying the same webhook hears the same thing
+    (and the IVR does not take the same keys twice)."""
+    if providers.redis is not None and events:
+        await providers.redis.set(
+            _answer_key(events[0]), json.dumps([media_type, body]), ex=ANSWER_KEPT_SECONDS
+        )
+
+
+async def _earlier_answer(providers: Providers, event: ev.CarrierEvent) -> tuple[str, str] | None:
+    if providers.redis is None:
+        return None
+    kept = await providers.redis.get(_answer_key(event))
+    if kept is None:
+        return None
+    media_type, body = json.loads(kept)
+    return str(media_type), str(body)
 
 
 async def _before_its_message(session: AsyncSession, event: ev.CarrierEvent) -> bool:

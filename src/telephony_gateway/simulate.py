@@ -32,7 +32,7 @@ from depotline.errors import DomainError, InvalidInput
 from depotline.observability import configure_logging
 from telephony_gateway.models import CarrierAccount, ProviderName
 from telephony_gateway.providers.base import InboundRequest
-from telephony_gateway.providers.registry import Providers
+from telephony_gateway.providers.registry import Providers, VoiceFlow
 from telephony_gateway.providers.simulator import signed_form
 from telephony_gateway.routes import locate_account, take_in
 from telephony_gateway.service import e164
@@ -136,12 +136,17 @@ class SimulatedCarrier:
             elif name == "play":
                 transcript.lines.append(f"heard:   ♪ {command.get('url', '')}")
             elif name == "gather":
-                if not remaining:
-                    transcript.lines.append("(no key pressed; the gather timed out)")
-                    continue
+                prompt = command.get("prompt") or {}
+                if prompt.get("text"):
+                    transcript.heard.append(str(prompt["text"]))
+                    transcript.lines.append(f"heard:   {prompt['text']}")
                 wanted = command.get("num_digits") or len(remaining)
                 pressed, remaining = remaining[:wanted], remaining[wanted:]
-                transcript.lines.append(f"pressed: {pressed}")
+                # Like a carrier told to report an empty result: a silent caller's gather
+                # comes back with no digits, and the call decides what happens next.
+                transcript.lines.append(
+                    f"pressed: {pressed}" if pressed else "(no key pressed; the gather timed out)"
+                )
                 answer = await self._webhook(
                     "gather", {"call_id": call_id, "digits": pressed, "to": self.number}
                 )
@@ -205,11 +210,20 @@ def _database_settings() -> Iterator[Settings]:
         postgres.stop()  # stops it only if no other process (`depotline run`) still uses it
 
 
+_voice_flow: VoiceFlow | None = None
+
+
+def use_voice_flow(flow: VoiceFlow) -> None:
+    """The assembly names who answers simulated calls (the contact center)."""
+    global _voice_flow
+    _voice_flow = flow
+
+
 async def _with_carrier(settings: Settings, number: str, pool_size: int, work: Work[T]) -> T:
     db = Database(settings.app_url, pool_size=pool_size)
     try:
         # Inbound traffic needs no Redis: the simulated handset only matters for outbound SMS.
-        providers = Providers(settings.session_secret(), settings.public_url, None)
+        providers = Providers(settings.session_secret(), settings.public_url, None, _voice_flow)
         carrier = await SimulatedCarrier.for_number(db, providers, number)
         return await work(carrier)
     finally:

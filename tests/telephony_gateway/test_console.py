@@ -47,11 +47,11 @@ async def test_set_up_a_simulated_line_and_call_it(
     console = await client.post(
         "/simulator/dial", data={"_csrf": csrf, "caller": caller, "number": "+862088880002"}
     )
-    assert "Thank you for calling" in console.text and "On a call to" in console.text
+    assert "欢迎致电" in console.text and "On a call to" in console.text
     pressed = await client.post(
-        "/simulator/digits", data={"_csrf": csrf, "caller": caller, "digits": "5"}
+        "/simulator/digits", data={"_csrf": csrf, "caller": caller, "digits": "3"}
     )
-    assert "You pressed 5" in pressed.text
+    assert "To track a parcel, press 1." in pressed.text
     await client.post("/simulator/hangup", data={"_csrf": csrf, "caller": caller, "duration": "42"})
     await client.post(
         "/simulator/sms",

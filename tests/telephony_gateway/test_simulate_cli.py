@@ -78,13 +78,14 @@ async def test_simulated_sms_and_call_are_stored_and_billed(
     )
 
     call = await depotline(
-        "simulate", "call", "--to", NUMBER, "--from", CALLER, "--digits", "1", "--duration", "30"
+        "simulate", "call", "--to", NUMBER, "--from", CALLER, "--digits", "32", "--duration", "30"
     )
     assert call.exit_code == 0, call.output
     steps = transcript(call.output)
-    # Greeted, pressed 1 when asked, heard the answer to it (the words are the voice flow's).
-    assert steps.index("pressed: 1") > 0 and steps[0].startswith("heard:"), call.output
-    assert steps[steps.index("pressed: 1") + 1].startswith("heard:"), call.output
+    # Greeted, chose English (3), heard the menu, chose a pickup (2): the IVR takes it from there.
+    assert steps.index("pressed: 3") > 0 and steps[0].startswith("heard:"), call.output
+    assert "To track a parcel" in steps[steps.index("pressed: 3") + 1], call.output
+    assert steps.index("pressed: 2") > steps.index("pressed: 3"), call.output
     assert "no key pressed" not in call.output
     assert await usage(db, line) == {"sms_segments_inbound": 1, "call_seconds_inbound": 30}
 
@@ -98,7 +99,8 @@ async def test_a_call_without_keys_hears_the_timeout(
     assert call.exit_code == 0, call.output
     steps = transcript(call.output)
     timed_out = steps.index("(no key pressed; the gather timed out)")
-    assert steps[timed_out + 1].startswith("heard:"), call.output  # what a silent caller hears
+    # A silent caller is not dropped: the IVR moves on (default language, then the menu).
+    assert steps[timed_out + 1].startswith("heard:"), call.output
     assert not any(step.startswith("pressed:") for step in steps)
     assert await usage(db, line) == {"call_seconds_inbound": 5}
 

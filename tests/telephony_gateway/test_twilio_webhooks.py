@@ -247,7 +247,7 @@ async def call_events(owner_engine: AsyncEngine) -> list[dict[str, Any]]:
 # -- voice --------------------------------------------------------------------------------------
 
 
-async def test_incoming_call_is_answered_with_twiml_and_the_gather_echoes_the_key(
+async def test_incoming_call_is_answered_by_the_ivr_with_twiml(
     client: AsyncTestClient[Litestar], twilio_line: TwilioLine, owner_engine: AsyncEngine
 ) -> None:
     token = twilio_line.fake.auth_token
@@ -257,13 +257,14 @@ async def test_incoming_call_is_answered_with_twiml_and_the_gather_echoes_the_ke
         client, f"{PUBLIC_URL}/webhooks/twilio/voice", voice_form(call_sid), token
     )
     root = twiml(answer)
-    assert [child.tag for child in root] == ["Say", "Gather", "Say", "Hangup"]
-    assert root[0].text == "Thank you for calling. Press any key."
-    assert root[2].text == "We did not hear anything. Goodbye."
-    gather = root[1]
+    # The contact center's IVR answers: the language menu, its last line inside the Gather.
+    assert [child.tag for child in root] == ["Say", "Say", "Gather"]
+    assert "欢迎致电" in (root[0].text or "")
+    gather = root[2]
+    assert gather.find("Say") is not None and gather.find("Say").text == "For English, press 3."  # type: ignore[union-attr]
     assert gather.attrib["input"] == "dtmf"
     assert gather.attrib["method"] == "POST"
-    assert (gather.attrib["numDigits"], gather.attrib["timeout"]) == ("1", "5")
+    assert gather.attrib["numDigits"] == "1"
     action = urlsplit(gather.attrib["action"])
     assert (action.scheme, action.netloc, action.path) == (
         "http",
@@ -278,14 +279,14 @@ async def test_incoming_call_is_answered_with_twiml_and_the_gather_echoes_the_ke
     )
     assert again.text == answer.text
 
-    # The caller presses 7: Twilio posts the digits to the action URL, signed over that URL.
+    # The caller presses 3 (English): Twilio posts the digits to the action URL, signed over it.
     gathered = voice_form(
-        call_sid, CallStatus="in-progress", Digits="7", FinishedOnKey="", msg="Gather End"
+        call_sid, CallStatus="in-progress", Digits="3", FinishedOnKey="", msg="Gather End"
     )
-    echo = twiml(await twilio_post(client, gather.attrib["action"], gathered, token))
-    assert [child.tag for child in echo] == ["Say", "Hangup"]
-    assert echo[0].text == "You pressed 7. Goodbye."
-    # A retried gather (same idempotency token) is answered the same and counted once.
+    menu = twiml(await twilio_post(client, gather.attrib["action"], gathered, token))
+    prompt = menu.find("Gather/Say")
+    assert prompt is not None and (prompt.text or "").startswith("To track a parcel, press 1.")
+    # A retried gather (same idempotency token) is answered the same and taken once.
     retry_headers = {"I-Twilio-Idempotency-Token": f"{call_sid}-gather-1"}
     first = await twilio_post(
         client, gather.attrib["action"], gathered, token, headers=retry_headers
@@ -293,7 +294,7 @@ async def test_incoming_call_is_answered_with_twiml_and_the_gather_echoes_the_ke
     second = await twilio_post(
         client, gather.attrib["action"], gathered, token, headers=retry_headers
     )
-    assert twiml(first)[0].text == twiml(second)[0].text == "You pressed 7. Goodbye."
+    assert first.text == second.text
 
     events = await call_events(owner_engine)
     assert [e["type"] for e in events] == ["CallStarted", "DigitsGathered", "DigitsGathered"]
@@ -304,7 +305,7 @@ async def test_incoming_call_is_answered_with_twiml_and_the_gather_echoes_the_ke
         NUMBER,
     )
     assert started["direction"] == "inbound" and started["provider"] == "twilio"
-    assert {e["event"]["digits"] for e in events[1:]} == {"7"}
+    assert {e["event"]["digits"] for e in events[1:]} == {"3"}
 
 
 async def test_completed_call_counts_inbound_seconds_once_despite_retries(

@@ -5,21 +5,52 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
+from uuid import UUID
 
 import httpx
 from redis.asyncio import Redis
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from telephony_gateway.commands import Command, Gather, Hangup, Say
+from telephony_gateway.events import CallStarted, CarrierEvent, DigitsGathered
 from telephony_gateway.models import CarrierAccount, ProviderName
 from telephony_gateway.providers.base import SmsProvider, VoiceProvider, WebhookProvider
 from telephony_gateway.providers.simulator import SimulatorProvider
 
+VoiceFlow = Callable[[AsyncSession, UUID, CarrierEvent], Awaitable[list[Command]]]
+
+
+async def greeting_flow(
+    session: AsyncSession, tenant_id: UUID, event: CarrierEvent
+) -> list[Command]:
+    """Answers when no contact center is wired in: greets, takes a key, says it back."""
+    if isinstance(event, CallStarted):
+        return [
+            Say("Thank you for calling. Press any key."),
+            Gather(num_digits=1, timeout_seconds=5),
+            Say("We did not hear anything. Goodbye."),
+            Hangup(),
+        ]
+    if isinstance(event, DigitsGathered):
+        return [Say(f"You pressed {event.digits}. Goodbye."), Hangup()]
+    return []
+
 
 class Providers:
-    def __init__(self, secret: bytes, public_url: str, redis: Redis | None) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        public_url: str,
+        redis: Redis | None,
+        voice_flow: VoiceFlow | None = None,
+    ) -> None:
         self.secret = secret
         self.public_url = public_url.rstrip("/")
         self.redis = redis
+        #: Who answers calls: the contact center (wired in depotline.app), else a greeting.
+        self.voice_flow: VoiceFlow = voice_flow or greeting_flow
         self._http: httpx.AsyncClient | None = None
 
     @property
