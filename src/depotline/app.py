@@ -26,6 +26,7 @@ from swagger_ui import __file__ as swagger_ui_module
 
 from contact_center import jobs as contact_center_jobs
 from contact_center import voice as contact_center_voice
+from contact_center.routes import ContactCenterPages
 from depotline import __version__, i18n
 from depotline.auth import authentication_middleware, check_request
 from depotline.config import Settings, get_settings
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PlatformPages,
             GatewayApi,
             GatewayPages,
+            ContactCenterPages,
             WebhookRoutes,
             create_static_files_router(
                 path="/static", directories=[settings.frontend_dir / "static"], name="static"

@@ -14,6 +14,7 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
+from contact_center import service as contact_center
 from depotline.db import Database, tenant_scope
 from telephony_gateway import service as gateway
 from tenant.repository import TenantRepository
@@ -69,6 +70,9 @@ async def b_records(db: Database, world: Demo) -> dict[str, str]:
             sms = await gateway.send_sms(
                 session, to="+85291234567", body="B's secret", message_id="b-msg-1"
             )
+            block = await contact_center.block_number(
+                session, admin, "+85291230000", "B's blocklist"
+            )
             assignment = next(
                 a for a in await TenantRepository(session).assignments() if a.client_id == harbour
             )
@@ -81,6 +85,7 @@ async def b_records(db: Database, world: Demo) -> dict[str, str]:
         "key_id": str(key.id),
         "token": "not-a-token-of-anyone",
         "message_id": sms.message_id,
+        "entry_id": str(block.id),
     }
 
 
