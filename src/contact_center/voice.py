@@ -15,12 +15,14 @@ from contact_center import ivr, service
 from contact_center.calendar import BusinessHours, is_open
 from contact_center.models import Call, CallStatus
 from contact_center.repository import ContactCenterRepository
+from depotline.errors import InvalidInput
 from telephony_gateway import events as ev
 from telephony_gateway.commands import Command, Enqueue, Hangup, Say
+from telephony_gateway.service import e164
 
 BLOCKED = "This number cannot reach us. Goodbye."
+#: English text, so spoken with an English voice whatever language the caller chose.
 NOBODY = "Sorry, nobody can take your call right now. Please call again later."
-VOICEMAIL = "Please leave your message and a callback number after the tone. We will call you back."
 FALLBACK_QUEUE = "General"
 
 
@@ -89,11 +91,19 @@ async def _advance(session: AsyncSession, call: Call, event: ivr.Event) -> list[
 
 async def _context(session: AsyncSession, call: Call) -> ivr.CallContext:
     settings = await ContactCenterRepository(session).settings()
-    vip = settings is not None and call.from_number in settings.vip_numbers
+    vip = settings is not None and _normalised(call.from_number) in settings.vip_numbers
     open_now = True
     if settings is not None and settings.business_hours:
         open_now = is_open(BusinessHours.model_validate(settings.business_hours), datetime.now(UTC))
     return ivr.CallContext(is_open=open_now, vip=vip, lookups=LOOKUPS)
+
+
+def _normalised(number: str) -> str:
+    """VIP numbers are stored in E.164; carriers send callers in their own formats."""
+    try:
+        return e164(number, field="from")
+    except InvalidInput:
+        return number
 
 
 async def _leave_ivr(session: AsyncSession, call: Call, outcome: Any, vip: bool) -> list[Command]:
@@ -105,13 +115,14 @@ async def _leave_ivr(session: AsyncSession, call: Call, outcome: Any, vip: bool)
         if queue is None:
             call.status, call.disposition = CallStatus.ENDED, "no_queue"
             repo.add(call)
-            return [Say(NOBODY, language=outcome.language), Hangup()]
+            return [Say(NOBODY), Hangup()]
         await service.enqueue(session, call, queue, vip=vip)
         return [Enqueue(queue.name)]
     if isinstance(outcome, ivr.ToVoicemail):
+        # The flow's voicemail node has said its prompt already, in the caller's language.
         call.callback_requested, call.disposition = True, "voicemail"
         repo.add(call)
-        return [Say(VOICEMAIL, language=outcome.language), Hangup()]
+        return [Hangup()]
     call.status, call.disposition = CallStatus.ENDED, "ivr_hangup"
     repo.add(call)
     return []
