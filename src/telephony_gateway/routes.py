@@ -13,7 +13,7 @@ import structlog
 from litestar import Controller, Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -139,7 +139,9 @@ async def _earlier_answer(providers: Providers, event: ev.CarrierEvent) -> tuple
     return str(media_type), str(body)
 
 
-async def _before_its_message(session: AsyncSession, event: ev.CarrierEvent) -> bool:
+async def _before_its_message(
+    session: NamedDependency[AsyncSession], event: ev.CarrierEvent
+) -> bool:
     """A status report on a message not yet known by the carrier's id: the worker that handed
     it over has not recorded the carrier's answer yet (or it is not ours)."""
     if not isinstance(event, ev.SmsStatus):
@@ -148,7 +150,7 @@ async def _before_its_message(session: AsyncSession, event: ev.CarrierEvent) -> 
     return await repo.sms_by_provider_id(event.provider, event.message_id) is None
 
 
-def _apply_later(session: AsyncSession, event: ev.CarrierEvent) -> None:
+def _apply_later(session: NamedDependency[AsyncSession], event: ev.CarrierEvent) -> None:
     """Hand the report to the worker, delayed (as the simulator's reports travel), without
     taking in its event id: taken in now, it would find no message and be lost for good."""
     outbox.publish(
@@ -285,7 +287,7 @@ class GatewayApi(Controller):
         request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
-        data: AccountIn,
+        data: JSONBody[AccountIn],
     ) -> AccountOut:
         async with db.session() as session:
             account = await service.create_account(
@@ -311,7 +313,10 @@ class GatewayApi(Controller):
 
     @post("/phone-numbers", guards=[requires(*ADMINS)])
     async def add_number(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: NumberIn
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        data: JSONBody[NumberIn],
     ) -> NumberOut:
         async with db.session() as session:
             number = await service.add_number(
@@ -327,7 +332,7 @@ class GatewayApi(Controller):
 
     @get("/sms")
     async def sms_log(
-        self, db: NamedDependency[Database], phone: str | None = None
+        self, db: NamedDependency[Database], phone: FromQuery[str | None] = None
     ) -> list[SmsOut]:
         async with db.session() as session:
             return [
@@ -349,7 +354,7 @@ class GatewayApi(Controller):
         summary="Send an SMS (idempotent by message_id)",
     )
     async def send(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: SmsIn
+        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: JSONBody[SmsIn]
     ) -> SmsOut:
         message_id = data.message_id or request.headers.get("idempotency-key") or uuid4().hex
         async with db.session() as session:
@@ -448,7 +453,7 @@ class GatewayPages(Controller):
         self,
         request: Request[Any, Any, Any],
         db: NamedDependency[Database],
-        phone: str | None = None,
+        phone: FromQuery[str | None] = None,
     ) -> Template:
         async with db.session() as session:
             messages = await service.sms_log(session, phone or None)
@@ -477,7 +482,7 @@ class GatewayPages(Controller):
         request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         providers: NamedDependency[Providers],
-        caller: str = "+8613800138000",
+        caller: FromQuery[str] = "+8613800138000",
     ) -> Template:
         async with db.session() as session:
             numbers = [n for n in await GatewayRepository(session).numbers()]

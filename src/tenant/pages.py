@@ -11,7 +11,7 @@ from uuid import UUID
 import structlog
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from depotline.auth import (
@@ -64,7 +64,7 @@ class AuthPages(Controller):
     include_in_schema = False
 
     @get("/sign-in", name="sign_in")
-    async def sign_in_form(self, request: Req, next: str = "/") -> Template:
+    async def sign_in_form(self, request: Req, next: FromQuery[str] = "/") -> Template:
         return render(request, "tenant/sign_in.html", next=_safe_next(next))
 
     @post("/sign-in")
@@ -105,7 +105,7 @@ class AuthPages(Controller):
 
     @get("/choose-tenant")
     async def choose_form(
-        self, request: Req, db: NamedDependency[Database], next: str = "/"
+        self, request: Req, db: NamedDependency[Database], next: FromQuery[str] = "/"
     ) -> Template | Redirect:
         user_id = _session_user(request)
         if user_id is None:
@@ -205,7 +205,7 @@ class SsoPages(Controller):
         request: Req,
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
-        tenant: str = "",
+        tenant: FromQuery[str] = "",
     ) -> Redirect | Template:
         async with db.session() as session:
             found = await TenantRepository(session).tenant_by_slug(tenant.strip().lower())
@@ -592,8 +592,8 @@ class AdminPages(Controller):
         self,
         request: Req,
         db: NamedDependency[Database],
-        action: str | None = None,
-        record: str | None = None,
+        action: FromQuery[str | None] = None,
+        record: FromQuery[str | None] = None,
     ) -> Template:
         async with db.session() as session:
             entries = await TenantRepository(session).audit_entries(

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
-from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from depotline.auth import (
@@ -143,10 +143,13 @@ class TenantApi(Controller):
     path = "/api/v1"
     tags = ["tenants"]
     guards = [signed_in]
-    dependencies = {"session": provide_session, "principal": provide_principal}
+    dependencies = {
+        "session": Provide(provide_session),
+        "principal": Provide(provide_principal, sync_to_thread=False),
+    }
 
     @get("/me", summary="Who am I, acting for which tenant")
-    async def me(self, principal: Principal) -> dict[str, Any]:
+    async def me(self, principal: NamedDependency[Principal]) -> dict[str, Any]:
         return {
             "user_id": principal.user_id,
             "name": principal.name,
@@ -159,13 +162,15 @@ class TenantApi(Controller):
         }
 
     @get("/tenants", summary="The acting tenant and its branches")
-    async def tenants(self, session: AsyncSession) -> list[TenantOut]:
+    async def tenants(self, session: NamedDependency[AsyncSession]) -> list[TenantOut]:
         return [
             TenantOut.model_validate(t) for t in await TenantRepository(session).visible_tenants()
         ]
 
     @get("/tenants/{tenant_id:uuid}")
-    async def tenant(self, session: AsyncSession, tenant_id: FromPath[UUID]) -> TenantOut:
+    async def tenant(
+        self, session: NamedDependency[AsyncSession], tenant_id: FromPath[UUID]
+    ) -> TenantOut:
         repo = TenantRepository(session)
         if tenant_id not in await repo.visible_tenant_ids():
             raise NotFound("No such tenant")
@@ -177,7 +182,10 @@ class TenantApi(Controller):
         summary="Add a branch (or, for platform admins, a tenant)",
     )
     async def create_tenant(
-        self, session: AsyncSession, principal: Principal, data: TenantIn
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        data: JSONBody[TenantIn],
     ) -> TenantOut:
         tenant = await service.create_tenant(
             session,
@@ -191,16 +199,18 @@ class TenantApi(Controller):
         return TenantOut.model_validate(tenant)
 
     @get("/operators", summary="Outsourcing operators one can lease seats from")
-    async def operators(self, session: AsyncSession) -> list[TenantOut]:
+    async def operators(self, session: NamedDependency[AsyncSession]) -> list[TenantOut]:
         return [TenantOut.model_validate(t) for t in await TenantRepository(session).operators()]
 
     @get("/users", summary="Members of the acting tenant and its branches")
-    async def users(self, session: AsyncSession) -> list[MemberOut]:
+    async def users(self, session: NamedDependency[AsyncSession]) -> list[MemberOut]:
         repo = TenantRepository(session)
         return [_member(m, u) for m, u in await repo.members(await repo.visible_tenant_ids())]
 
     @get("/users/{user_id:uuid}")
-    async def user(self, session: AsyncSession, user_id: FromPath[UUID]) -> MemberOut:
+    async def user(
+        self, session: NamedDependency[AsyncSession], user_id: FromPath[UUID]
+    ) -> MemberOut:
         repo = TenantRepository(session)
         found = _raise_as_404_if_missing(
             await repo.member(user_id, await repo.visible_tenant_ids()), "user"
@@ -209,19 +219,26 @@ class TenantApi(Controller):
 
     @patch("/users/{user_id:uuid}", guards=[requires(*ADMINS)])
     async def change_role(
-        self, session: AsyncSession, principal: Principal, user_id: FromPath[UUID], data: RoleChange
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        user_id: FromPath[UUID],
+        data: JSONBody[RoleChange],
     ) -> dict[str, str]:
         membership = await service.change_role(session, principal, user_id, data.role)
         return {"role": membership.role}
 
     @delete("/users/{user_id:uuid}", guards=[requires(*ADMINS)], status_code=204)
     async def remove_member(
-        self, session: AsyncSession, principal: Principal, user_id: FromPath[UUID]
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        user_id: FromPath[UUID],
     ) -> None:
         await service.remove_member(session, principal, user_id)
 
     @get("/invitations", guards=[requires(*ADMINS)])
-    async def invitations(self, session: AsyncSession) -> list[InvitationOut]:
+    async def invitations(self, session: NamedDependency[AsyncSession]) -> list[InvitationOut]:
         return [
             InvitationOut.model_validate(i) for i in await TenantRepository(session).invitations()
         ]
@@ -230,9 +247,9 @@ class TenantApi(Controller):
     async def invite(
         self,
         request: Request[Any, Any, Any],
-        session: AsyncSession,
-        principal: Principal,
-        data: InvitationIn,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        data: JSONBody[InvitationIn],
     ) -> InvitationCreated:
         invitation, token = await service.invite(session, principal, data.email, data.role)
         url = str(request.url_for("accept_invitation", tenant_id=invitation.tenant_id, token=token))
@@ -241,19 +258,24 @@ class TenantApi(Controller):
         )
 
     @get("/seat-leases", summary="Seat leases: a client's own, or an operator's with its clients")
-    async def leases(self, session: AsyncSession) -> list[LeaseOut]:
+    async def leases(self, session: NamedDependency[AsyncSession]) -> list[LeaseOut]:
         return [
             LeaseOut.model_validate(lease) for lease in await TenantRepository(session).leases()
         ]
 
     @get("/seat-leases/{lease_id:uuid}")
-    async def lease(self, session: AsyncSession, lease_id: FromPath[UUID]) -> LeaseOut:
+    async def lease(
+        self, session: NamedDependency[AsyncSession], lease_id: FromPath[UUID]
+    ) -> LeaseOut:
         lease = await TenantRepository(session).get_lease(lease_id)
         return LeaseOut.model_validate(_raise_as_404_if_missing(lease, "lease"))
 
     @post("/seat-leases", guards=[requires(*ADMINS)])
     async def create_lease(
-        self, session: AsyncSession, principal: Principal, data: LeaseIn
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        data: JSONBody[LeaseIn],
     ) -> LeaseOut:
         lease = await service.create_lease(
             session,
@@ -268,24 +290,27 @@ class TenantApi(Controller):
     @patch("/seat-leases/{lease_id:uuid}", guards=[requires(*ADMINS)])
     async def change_lease(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
         lease_id: FromPath[UUID],
-        data: LeaseChange,
+        data: JSONBody[LeaseChange],
     ) -> LeaseOut:
         return LeaseOut.model_validate(
             await service.change_lease_seats(session, principal, lease_id, data.seats)
         )
 
     @get("/seat-assignments")
-    async def assignments(self, session: AsyncSession) -> list[AssignmentOut]:
+    async def assignments(self, session: NamedDependency[AsyncSession]) -> list[AssignmentOut]:
         return [
             AssignmentOut.model_validate(a) for a in await TenantRepository(session).assignments()
         ]
 
     @post("/seat-assignments", guards=[requires(*SUPERVISORS)])
     async def assign(
-        self, session: AsyncSession, principal: Principal, data: AssignmentIn
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        data: JSONBody[AssignmentIn],
     ) -> AssignmentOut:
         return AssignmentOut.model_validate(
             await service.assign_agent(session, principal, data.client_id, data.user_id)
@@ -295,14 +320,17 @@ class TenantApi(Controller):
         "/seat-assignments/{assignment_id:uuid}", guards=[requires(*SUPERVISORS)], status_code=204
     )
     async def revoke(
-        self, session: AsyncSession, principal: Principal, assignment_id: FromPath[UUID]
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        assignment_id: FromPath[UUID],
     ) -> None:
         await service.revoke_assignment(session, principal, assignment_id)
 
     @get("/seat-sessions", summary="Seat usage: open seats, and closed ones since a time")
     async def seat_sessions(
         self,
-        session: AsyncSession,
+        session: NamedDependency[AsyncSession],
         since: FromQuery[datetime | None] = None,
     ) -> list[SeatSessionOut]:
         rows = await TenantRepository(session).seat_sessions(since)
@@ -310,7 +338,10 @@ class TenantApi(Controller):
 
     @post("/seat-sessions/{seat_session_id:uuid}/free", guards=[requires(*SUPERVISORS)])
     async def free_seat(
-        self, session: AsyncSession, principal: Principal, seat_session_id: FromPath[UUID]
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        seat_session_id: FromPath[UUID],
     ) -> SeatSessionOut:
         seat = await service.leave_seat(
             session, principal, seat_session_id, reason="freed by supervisor"
@@ -320,12 +351,12 @@ class TenantApi(Controller):
     @get("/audit", guards=[requires(*ADMINS)])
     async def audit_log(
         self,
-        session: AsyncSession,
-        action: str | None = None,
-        actor: UUID | None = None,
-        record: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        session: NamedDependency[AsyncSession],
+        action: FromQuery[str | None] = None,
+        actor: FromQuery[UUID | None] = None,
+        record: FromQuery[str | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
     ) -> list[AuditOut]:
         entries = await TenantRepository(session).audit_entries(
             action=action, actor_user_id=actor, record_id=record, since=since, until=until
@@ -333,7 +364,9 @@ class TenantApi(Controller):
         return [AuditOut.model_validate(e) for e in entries]
 
     @get("/audit.csv", guards=[requires(*ADMINS)], media_type="text/csv")
-    async def audit_csv(self, session: AsyncSession, action: str | None = None) -> Response[str]:
+    async def audit_csv(
+        self, session: NamedDependency[AsyncSession], action: FromQuery[str | None] = None
+    ) -> Response[str]:
         entries = await TenantRepository(session).audit_entries(action=action, limit=100_000)
         return Response(
             service.audit_csv(entries),
@@ -342,12 +375,15 @@ class TenantApi(Controller):
         )
 
     @get("/api-keys", guards=[requires(*ADMINS)])
-    async def api_keys(self, session: AsyncSession) -> list[ApiKeyOut]:
+    async def api_keys(self, session: NamedDependency[AsyncSession]) -> list[ApiKeyOut]:
         return [ApiKeyOut.model_validate(k) for k in await TenantRepository(session).api_keys()]
 
     @post("/api-keys", guards=[requires(*ADMINS)])
     async def create_api_key(
-        self, session: AsyncSession, principal: Principal, data: ApiKeyIn
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        data: JSONBody[ApiKeyIn],
     ) -> ApiKeyCreated:
         key, raw = await service.create_api_key(
             session, principal, data.name, data.role, data.scopes
@@ -356,22 +392,27 @@ class TenantApi(Controller):
 
     @delete("/api-keys/{key_id:uuid}", guards=[requires(*ADMINS)], status_code=204)
     async def revoke_api_key(
-        self, session: AsyncSession, principal: Principal, key_id: FromPath[UUID]
+        self,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        key_id: FromPath[UUID],
     ) -> None:
         await service.revoke_api_key(session, principal, key_id)
 
     @get("/sso", guards=[requires(*ADMINS)])
-    async def sso(self, session: AsyncSession, principal: Principal) -> SsoOut:
+    async def sso(
+        self, session: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
+    ) -> SsoOut:
         config = await TenantRepository(session).sso_config(principal.acting_tenant_id)
         return SsoOut.model_validate(_raise_as_404_if_missing(config, "SSO configuration"))
 
     @put("/sso", guards=[requires(*ADMINS)])
     async def save_sso(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
-        data: SsoIn,
+        data: JSONBody[SsoIn],
     ) -> SsoOut:
         config = await service.save_sso(
             session,
@@ -390,10 +431,13 @@ class PlatformApi(Controller):
     path = "/api/v1/platform"
     tags = ["platform"]
     guards = [platform_only]
-    dependencies = {"session": provide_session, "principal": provide_principal}
+    dependencies = {
+        "session": Provide(provide_session),
+        "principal": Provide(provide_principal, sync_to_thread=False),
+    }
 
     @get("/tenants")
-    async def tenants(self, session: AsyncSession) -> list[TenantOut]:
+    async def tenants(self, session: NamedDependency[AsyncSession]) -> list[TenantOut]:
         return [
             TenantOut.model_validate(t) for t in await TenantRepository(session).visible_tenants()
         ]
@@ -408,7 +452,10 @@ class SeatApi(Controller):
 
     @post("/sign-in", summary="Take a seat of a client (the seat limit applies)")
     async def sign_in(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: SeatSignIn
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        data: JSONBody[SeatSignIn],
     ) -> SeatSessionOut:
         seat = await take_seat_for(request, db, data.client_id)
         return SeatSessionOut.model_validate(seat)
@@ -449,7 +496,7 @@ async def leave_seat_for(request: Request[Any, Any, Any], db: Database) -> bool:
     return True
 
 
-def _home_principal(principal: Principal) -> Principal:
+def _home_principal(principal: NamedDependency[Principal]) -> Principal:
     from dataclasses import replace
 
     return replace(principal, acting_tenant_id=principal.home_tenant_id, seat_session_id=None)
