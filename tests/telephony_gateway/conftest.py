@@ -64,9 +64,8 @@ async def jobs(settings: Settings, clean_redis: None) -> AsyncIterator[ArqRedis]
 Drain = Callable[[], Awaitable[None]]
 
 
-@pytest.fixture
-def drain(settings: Settings, db: Database, jobs: ArqRedis) -> Drain:
-    """Relay the outbox and run a burst worker until nothing is left that is due now."""
+def drain_with(settings: Settings, db: Database, jobs: ArqRedis) -> Drain:
+    """Relay the outbox and run a burst worker (with `settings`) until nothing due is left."""
 
     async def run() -> None:
         for _ in range(10):
@@ -81,3 +80,8 @@ def drain(settings: Settings, db: Database, jobs: ArqRedis) -> Drain:
             await asyncio.sleep(0)
 
     return run
+
+
+@pytest.fixture
+def drain(settings: Settings, db: Database, jobs: ArqRedis) -> Drain:
+    return drain_with(settings, db, jobs)

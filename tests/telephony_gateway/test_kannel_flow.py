@@ -24,8 +24,7 @@ import pytest
 import uvicorn
 from arq.connections import ArqRedis
 
-from depotline import outbox
-from depotline.app import create_app, create_worker
+from depotline.app import create_app
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
 from telephony_gateway import service
@@ -34,6 +33,7 @@ from telephony_gateway.providers.kannel import INBOUND_PATH, kannel_inbound_url
 from telephony_gateway.providers.registry import Providers
 from telephony_gateway.repository import GatewayRepository
 from tests.kannel import Kannel, MtMessage
+from tests.telephony_gateway.conftest import Drain, drain_with
 from tests.tenant.conftest import Demo
 from tests.tenant.test_seats import principal
 
@@ -109,26 +109,9 @@ def _wait_until_healthy(base_url: str, thread: threading.Thread) -> None:
     pytest.fail(f"the live server did not answer /healthz within {STARTUP_TIMEOUT:.0f}s")
 
 
-Drain = Callable[[], Awaitable[None]]
-
-
 @pytest.fixture
 def drain(live_app: LiveApp, db: Database, jobs: ArqRedis) -> Drain:
-    """Relay the outbox and run a burst worker (knowing the live public URL) until idle."""
-
-    async def run() -> None:
-        for _ in range(10):
-            handed = await outbox.relay(db, jobs.enqueue_job)
-            worker = create_worker(live_app.settings, burst=True)
-            try:
-                await worker.main()
-            finally:
-                await worker.close()
-            if handed == 0:
-                return
-            await asyncio.sleep(0)
-
-    return run
+    return drain_with(live_app.settings, db, jobs)
 
 
 @pytest.fixture

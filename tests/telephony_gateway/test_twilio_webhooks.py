@@ -25,8 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from depotline import outbox
-from depotline.app import create_app, create_worker
+from depotline.app import create_app
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
 from telephony_gateway import routes, service
@@ -35,7 +34,7 @@ from telephony_gateway.models import CarrierAccount, PhoneNumber, SmsMessage
 from telephony_gateway.providers.registry import Providers
 from telephony_gateway.providers.twilio import TwilioProvider
 from telephony_gateway.repository import GatewayRepository
-from tests.telephony_gateway.conftest import Drain
+from tests.telephony_gateway.conftest import Drain, drain_with
 from tests.tenant.conftest import Demo
 from tests.tenant.test_seats import principal
 from tests.twilio_fake import TwilioFake, twilio_fake_fixture  # noqa: F401
@@ -77,21 +76,7 @@ async def app(public_settings: Settings, clean_db: None, clean_redis: None) -> L
 
 @pytest.fixture
 def drain(public_settings: Settings, db: Database, jobs: ArqRedis) -> Drain:
-    """As the package's `drain`, with a worker that knows the same public URL as the app."""
-
-    async def run() -> None:
-        for _ in range(10):
-            handed = await outbox.relay(db, jobs.enqueue_job)
-            worker = create_worker(public_settings, burst=True)
-            try:
-                await worker.main()
-            finally:
-                await worker.close()
-            if handed == 0:
-                return
-            await asyncio.sleep(0)
-
-    return run
+    return drain_with(public_settings, db, jobs)
 
 
 @pytest.fixture
