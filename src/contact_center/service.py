@@ -172,12 +172,19 @@ async def route(session: AsyncSession) -> list[Offer]:
     await repo.lock_routing(require_tenant())
     offers: list[Offer] = []
     queues = {queue.id: queue for queue in await repo.queues()}
+    # Once a queue (as overflowed or not) has no free agent, later calls of it have none either:
+    # skip the query for them instead of asking once per waiting call.
+    exhausted: set[tuple[UUID, bool]] = set()
     for call in await repo.waiting_calls():
         queue = queues.get(call.queue_id) if call.queue_id else None
         if queue is None:
             continue
+        kind = (queue.id, call.overflowed_at is not None)
+        if kind in exhausted:
+            continue
         agent = await repo.best_free_agent(call, queue)
         if agent is None:
+            exhausted.add(kind)
             continue
         now = utcnow()
         _move(agent, AgentStatus.RESERVED, None)
