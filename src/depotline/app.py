@@ -93,6 +93,15 @@ def template_environment(settings: Settings) -> Environment:
         catalogs.gettext, catalogs.ngettext, newstyle=True
     )
     env.filters["label"] = tenant_pages.label
+
+    def term(identifier: object) -> str:
+        """A stored identifier (queue strategy, agent or SMS state) as words: the catalog's
+        translation where there is one, else the identifier made readable."""
+        value = str(getattr(identifier, "value", identifier))
+        translated = catalogs.gettext(value)
+        return translated if translated != value else value.replace("_", " ").capitalize()
+
+    env.filters["term"] = term
     env.globals.update(
         version=__version__,
         locales=i18n.LOCALES,
