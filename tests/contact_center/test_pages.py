@@ -25,6 +25,9 @@ async def test_supervisor_sets_up_a_queue_and_an_agent_goes_ready(
         },
     )
     assert "Queue created" in made.text and "Pickup" in made.text and "after 60 s" in made.text
+    assert "Skill first" in made.text  # the strategy in words, not its identifier
+    chinese = await client.get("/contact-center/queues", params={"lang": "zh-Hans"})
+    assert "技能等级优先" in chinese.text and ">skill_first<" not in chinese.text
     bad = await client.post("/contact-center/queues", data={"_csrf": csrf, "name": "Pickup"})
     assert "already a queue called Pickup" in bad.text
     ready = await client.post("/contact-center/me/status", data={"_csrf": csrf, "status": "ready"})
