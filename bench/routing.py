@@ -44,16 +44,17 @@ from typing import Any
 from uuid import UUID
 from xml.sax.saxutils import escape
 
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
+from support import server
 
 from contact_center import service
 from contact_center.models import AgentStatus, Call, Queue, Strategy
 from depotline import migrations
-from depotline.config import Settings, async_url
+from depotline.config import Settings
 from depotline.db import Database, tenant_scope
-from depotline.embedded import EmbeddedPostgres
+from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from tenant.models import Membership, Role, Tenant, TenantKind, User
 
@@ -150,32 +151,6 @@ def now_ns() -> int:
 
 
 # -- the database -------------------------------------------------------------------------------
-@contextmanager
-def server(workdir: Path) -> Iterator[tuple[str, bool]]:
-    """(owner URL of a server to create the database on, embedded?)."""
-    database_url = os.environ.get("DATABASE_URL")
-    postgres = EmbeddedPostgres(workdir)
-    try:
-        yield (async_url(database_url) if database_url else postgres.start()), not database_url
-    finally:
-        postgres.stop()
-
-
-async def create_database(owner: str) -> str:
-    name = f"depotline_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(owner, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return make_url(owner).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(owner: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_async_engine(owner, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
 
 
 # -- the floor ----------------------------------------------------------------------------------
@@ -705,7 +680,7 @@ def main() -> int:
     print(f"Depotline routing benchmark ({os.cpu_count()} CPUs, load {load_before[0]:.2f})")
     try:
         with server(workdir) as (owner, embedded):
-            owner_url = asyncio.run(create_database(owner))
+            owner_url = asyncio.run(create_database(owner, "depotline_bench_"))
             try:
                 migrations.upgrade(owner_url)
                 settings = Settings(

@@ -49,17 +49,15 @@ from pathlib import Path
 from unittest import mock
 from uuid import UUID
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 from sqlmodel import col, select
+from support import server
 
 from contact_center import service
 from contact_center.models import AgentStatus, Call, Queue
 from depotline import migrations
-from depotline.config import Settings, async_url
+from depotline.config import Settings
 from depotline.db import Database, tenant_scope
-from depotline.embedded import EmbeddedPostgres
+from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from tenant.models import Tenant, TenantKind, User
 
@@ -322,32 +320,6 @@ async def simulate(app_url: str, shifts: list[Shift], deadline: float) -> list[M
 
 
 # -- the database -------------------------------------------------------------------------------
-@contextmanager
-def server(workdir: Path) -> Iterator[tuple[str, bool]]:
-    """(owner URL of a server to create the database on, embedded?)."""
-    database_url = os.environ.get("DATABASE_URL")
-    postgres = EmbeddedPostgres(workdir)
-    try:
-        yield (async_url(database_url) if database_url else postgres.start()), not database_url
-    finally:
-        postgres.stop()
-
-
-async def create_database(owner: str) -> str:
-    name = f"depotline_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(owner, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return make_url(owner).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(owner: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_async_engine(owner, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -380,7 +352,7 @@ def main() -> int:
     )
     try:
         with server(workdir) as (owner, embedded):
-            owner_url = asyncio.run(create_database(owner))
+            owner_url = asyncio.run(create_database(owner, "depotline_bench_"))
             try:
                 migrations.upgrade(owner_url)
                 settings = Settings(

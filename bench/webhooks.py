@@ -43,9 +43,6 @@ from uuid import UUID
 from xml.sax.saxutils import escape
 
 import httpx
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from depotline import migrations
@@ -53,6 +50,7 @@ from depotline.auth import Principal
 from depotline.config import Settings, async_url
 from depotline.db import Database, tenant_scope
 from depotline.embedded import EmbeddedPostgres, EmbeddedRedis
+from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from telephony_gateway import service
 from tenant import demo as tenant_demo
@@ -202,23 +200,6 @@ def servers(workdir: Path) -> Iterator[tuple[str, str, bool]]:
     finally:
         redis.stop()
         postgres.stop()
-
-
-async def create_database(server: str) -> str:
-    name = f"depotline_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(server: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_async_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
 
 
 async def prepare_tenant(settings: Settings, auth_token: str) -> tuple[UUID, UUID]:
@@ -500,7 +481,7 @@ def main() -> int:
     print(f"Depotline webhook benchmark ({os.cpu_count()} CPUs, load {load_before[0]:.2f})")
     try:
         with servers(workdir) as (server, redis_url, embedded):
-            owner_url = asyncio.run(create_database(server))
+            owner_url = asyncio.run(create_database(server, "depotline_bench_"))
             try:
                 migrations.upgrade(owner_url)
                 settings = Settings(

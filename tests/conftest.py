@@ -13,7 +13,6 @@ import asyncio
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -30,6 +29,7 @@ from depotline.app import create_app
 from depotline.config import Settings, async_url
 from depotline.db import Database
 from depotline.embedded import EmbeddedPostgres, EmbeddedRedis
+from depotline.migrations import create_database, drop_database
 
 
 @pytest.fixture(scope="session")
@@ -53,27 +53,9 @@ def server_url(test_data_dir: Path) -> Iterator[str]:
     embedded.stop()
 
 
-async def create_database(server: str) -> str:
-    """Create an empty database on the server and return its owner URL."""
-    name = f"depotline_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(server: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_async_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
-
-
 @pytest.fixture(scope="session")
 async def owner_url(server_url: str) -> AsyncIterator[str]:
-    url = await create_database(server_url)
+    url = await create_database(server_url, f"depotline_test_{os.getpid()}_")
     # Alembic's env runs its own event loop; keep it off this one.
     await asyncio.to_thread(migrations.upgrade, url)
     yield url

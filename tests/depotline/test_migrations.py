@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from depotline import migrations
-from tests.conftest import create_database, drop_database
+from depotline.migrations import create_database, drop_database
 
 
 async def _tables(url: str) -> set[str]:
@@ -24,7 +24,7 @@ async def _tables(url: str) -> set[str]:
 
 
 async def test_upgrade_downgrade_upgrade_on_an_empty_database(server_url: str) -> None:
-    url = await create_database(server_url)
+    url = await create_database(server_url, "depotline_test_migrations_")
     try:
         assert await _tables(url) == set()
         await asyncio.to_thread(migrations.upgrade, url)

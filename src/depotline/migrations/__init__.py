@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -42,3 +43,22 @@ async def set_app_role_password(settings: Settings) -> None:
         )
         await conn.execute(text(str(statement)))
     await engine.dispose()
+
+
+async def create_database(server_url: str, prefix: str) -> str:
+    """Create an empty database named `<prefix><random>` on the server; return its owner URL.
+    Tests and benchmarks each work in a database of their own."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(server_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_async_engine(server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
