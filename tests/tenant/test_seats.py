@@ -16,7 +16,7 @@ from depotline.auth import Principal
 from depotline.db import Database, tenant_scope, user_scope
 from depotline.errors import Conflict, InvalidInput, NotFound
 from tenant import service
-from tenant.models import SeatSession, Tenant, TenantKind
+from tenant.models import SeatLease, SeatSession, Tenant, TenantKind
 from tenant.repository import TenantRepository
 from tests.tenant.conftest import Demo, MakeClient, csrf_of, sign_in
 
@@ -34,53 +34,29 @@ async def principal(db: Database, email: str, tenant_id: UUID) -> Principal:
 
 async def test_lease_rules(db: Database, world: Demo) -> None:
     admin = await principal(db, "admin@swiftfreight.test", world.tenants["swiftfreight"])
-    callpro = world.tenants["callpro"]
-    with tenant_scope(admin.acting_tenant_id):
-        with pytest.raises(InvalidInput, match="at least one seat"):
+    today = date.today()
+
+    async def lease(seats: int, operator: str | None, ends_on: date | None = None) -> SeatLease:
+        with tenant_scope(admin.acting_tenant_id):
             async with db.session() as session:
-                await service.create_lease(
+                return await service.create_lease(
                     session,
                     admin,
-                    seats=0,
-                    starts_on=date.today(),
-                    ends_on=None,
-                    operator_id=callpro,
+                    seats=seats,
+                    starts_on=today,
+                    ends_on=ends_on,
+                    operator_id=world.tenants[operator] if operator else None,
                 )
-        with pytest.raises(Conflict, match="already covers"):
-            async with db.session() as session:
-                await service.create_lease(
-                    session,
-                    admin,
-                    seats=3,
-                    starts_on=date.today(),
-                    ends_on=None,
-                    operator_id=callpro,
-                )
-        with pytest.raises(InvalidInput, match="No such operator"):
-            async with db.session() as session:
-                await service.create_lease(
-                    session,
-                    admin,
-                    seats=3,
-                    starts_on=date.today(),
-                    ends_on=None,
-                    operator_id=world.tenants["harbour"],
-                )
-        with pytest.raises(InvalidInput, match="ends before"):
-            async with db.session() as session:
-                await service.create_lease(
-                    session,
-                    admin,
-                    seats=3,
-                    starts_on=date.today(),
-                    ends_on=date.today() - timedelta(days=1),
-                    operator_id=None,
-                )
-        async with db.session() as session:
-            own = await service.create_lease(
-                session, admin, seats=4, starts_on=date.today(), ends_on=None, operator_id=None
-            )
-        assert own.seats == 4
+
+    with pytest.raises(InvalidInput, match="at least one seat"):
+        await lease(0, "callpro")
+    with pytest.raises(Conflict, match="already covers"):
+        await lease(3, "callpro")  # SwiftFreight already leases from CallPro
+    with pytest.raises(InvalidInput, match="No such operator"):
+        await lease(3, "harbour")  # a client, not an operator
+    with pytest.raises(InvalidInput, match="ends before"):
+        await lease(3, None, today - timedelta(days=1))
+    assert (await lease(4, None)).seats == 4
 
 
 async def take(db: Database, email: str, world: Demo, client: str = "swiftfreight") -> SeatSession:
