@@ -8,20 +8,15 @@ downloads a browser here: it launches /usr/bin/chromium (`apt-get install chromi
 from __future__ import annotations
 
 import ipaddress
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Page, Request, Route, ViewportSize, async_playwright
 
-from depotline.app import create_app
 from depotline.config import Settings
+from tests.live import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -69,47 +64,8 @@ class RequestLog:
 @pytest.fixture
 def live_server(settings: Settings, clean_db: None, clean_redis: None) -> Iterator[str]:
     """The app on a free loopback port; yields its base URL."""
-    # Bind first and hand uvicorn the socket, so no other process can take the port in between.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        timeout_graceful_shutdown=5,  # a browser's idle keep-alive must not stall teardown
-    )
-    server = uvicorn.Server(config)
-    # Server.run calls asyncio.run: a fresh loop in this thread; uvicorn skips signal handlers
-    # off the main thread.
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(base_url, thread)
-        yield base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-    assert not thread.is_alive(), "the live server did not stop"
-
-
-def _wait_until_healthy(base_url: str, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with httpx.Client(base_url=base_url, timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if not thread.is_alive():
-                pytest.fail("the live server stopped during start-up (see the captured log)")
-            try:
-                if client.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            time.sleep(0.05)
-    pytest.fail(f"the live server did not answer /healthz within {STARTUP_TIMEOUT:.0f}s")
+    with serve(settings) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,6 @@ stored once, and STOP or 退订 opt the sender out. Kannel missing fails these t
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,10 +19,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from arq.connections import ArqRedis
 
-from depotline.app import create_app
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
 from telephony_gateway import service
@@ -33,6 +29,7 @@ from telephony_gateway.providers.kannel import INBOUND_PATH, kannel_inbound_url
 from telephony_gateway.providers.registry import Providers
 from telephony_gateway.repository import GatewayRepository
 from tests.kannel import Kannel, MtMessage
+from tests.live import serve
 from tests.telephony_gateway.conftest import Drain, drain_with
 from tests.tenant.conftest import Demo
 from tests.tenant.test_seats import principal
@@ -41,7 +38,6 @@ NUMBER = "+862088880002"
 CUSTOMER = "+8613800138000"
 ENGLISH = "Your parcel SF123 was picked up. Reply STOP to opt out."
 CHINESE = "您的包裹已揽收，单号 SF123。回复退订停止接收"
-STARTUP_TIMEOUT = 20.0
 T = TypeVar("T")
 
 
@@ -66,47 +62,8 @@ class KannelLine:
 @pytest.fixture
 def live_app(settings: Settings, clean_db: None, clean_redis: None) -> Iterator[LiveApp]:
     """The app under uvicorn on a free loopback port, told that it is its own public URL."""
-    # Bind first and hand uvicorn the socket, so no other process can take the port in between.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    live_settings = settings.model_copy(update={"public_url": url})
-    config = uvicorn.Config(
-        create_app(live_settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    # Server.run calls asyncio.run: a fresh loop in this thread, the app's pools live on it.
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        _wait_until_healthy(url, thread)
+    with serve(settings, own_public_url=True) as (url, live_settings):
         yield LiveApp(url, live_settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-    assert not thread.is_alive(), "the live server did not stop"
-
-
-def _wait_until_healthy(base_url: str, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with httpx.Client(base_url=base_url, timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if not thread.is_alive():
-                pytest.fail("the live server stopped during start-up (see the captured log)")
-            try:
-                if client.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            time.sleep(0.05)
-    pytest.fail(f"the live server did not answer /healthz within {STARTUP_TIMEOUT:.0f}s")
 
 
 @pytest.fixture
