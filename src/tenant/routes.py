@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -497,8 +498,6 @@ async def leave_seat_for(request: Request[Any, Any, Any], db: Database) -> bool:
 
 
 def _home_principal(principal: NamedDependency[Principal]) -> Principal:
-    from dataclasses import replace
-
     return replace(principal, acting_tenant_id=principal.home_tenant_id, seat_session_id=None)
 
 
