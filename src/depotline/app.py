@@ -66,11 +66,23 @@ gateway_simulate.use_voice_flow(contact_center_voice.answer)
 
 #: Every domain's arq job functions.
 JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()
+
+
+def merge_handlers(*domains: Mapping[str, Sequence[Handler]]) -> dict[str, list[Handler]]:
+    """Several domains may follow one topic (a call event feeds routing and the customer
+    timeline): their handlers run one after another, in the order the domains are given."""
+    merged: dict[str, list[Handler]] = {}
+    for handlers in domains:
+        for topic, topic_handlers in handlers.items():
+            merged.setdefault(topic, []).extend(topic_handlers)
+    return merged
+
+
 #: Outbox topic -> handlers run by the worker, in order.
-OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = {
-    **gateway_jobs.HANDLERS,
-    **contact_center_jobs.HANDLERS,
-}
+OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = merge_handlers(
+    gateway_jobs.HANDLERS,
+    contact_center_jobs.HANDLERS,
+)
 #: Demo data loaders, in dependency order; each returns lines to print for the user.
 DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = (
     tenant_demo.seed,

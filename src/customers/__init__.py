@@ -1,0 +1,1 @@
+"""End-customer profiles: phone numbers, addresses, tiers, contact timeline, imports."""

@@ -1,0 +1,1 @@
+"""Pickup and delivery orders: booking, dispatch to depots by zone, notifications, tracking."""
