@@ -453,15 +453,32 @@ class CallProgress(_Model):
     waiting: bool = False
     #: The call has left the IVR.
     finished: bool = False
+    #: The stored flow version the call hears (its id), kept for the whole call so a version
+    #: published meanwhile does not change a live call's flow; None: the demo flow.
+    flow_version: str | None = None
+    #: The caller's tier (VIP numbers, customer tiers), decided once, when the call first
+    #: needs it (a tier node, a queue); None until then.
+    vip: bool | None = None
 
 
 class IvrError(RuntimeError):
     """The flow or the events do not allow a step (an unpublished flow, input out of turn...)."""
 
 
-def begin(flow: Flow, language: str | None = None) -> CallProgress:
+def begin(
+    flow: Flow,
+    language: str | None = None,
+    *,
+    flow_version: str | None = None,
+    vip: bool | None = None,
+) -> CallProgress:
     """The progress of a new call, before its first step."""
-    return CallProgress(node=flow.start, language=language or flow.default_language)
+    return CallProgress(
+        node=flow.start,
+        language=language or flow.default_language,
+        flow_version=flow_version,
+        vip=vip,
+    )
 
 
 #: Nodes entered in one step before the interpreter gives up (a published flow never gets near).
@@ -502,6 +519,7 @@ class _Run:
         self.path = list(progress.path)
         self.waiting = progress.waiting
         self.finished = False
+        self.flow_version, self.vip = progress.flow_version, progress.vip
         self.commands: list[Command] = []
 
     def progress(self) -> CallProgress:
@@ -513,6 +531,8 @@ class _Run:
             path=self.path,
             waiting=self.waiting,
             finished=self.finished,
+            flow_version=self.flow_version,
+            vip=self.vip,
         )
 
     def node(self, node_id: str) -> Node:

@@ -56,6 +56,8 @@ class Queue(TenantOwned, table=True):
     overflow_when_waiting: int | None = None
     overflow_queue_id: UUID | None = None
     overflow_operator_id: UUID | None = None
+    #: After this long waiting, a caller is offered voicemail (1) or a callback (2).
+    callback_offer_after_seconds: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
@@ -82,6 +84,15 @@ class AgentState(TenantOwned, table=True):
     current_call_id: UUID | None = None
     last_offered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     talk_seconds_today: int = 0
+    #: The desktop accepts offers at once (the agent's choice, kept across reloads).
+    auto_answer: bool = False
+    #: The call the agent wraps up (or last wrapped up): current_call_id is gone by then.
+    last_call_id: UUID | None = None
+    #: The number callers are told when this agent answers (工号), unique in the tenant.
+    agent_number: str | None = None
+    #: A supervisor's forced not ready / sign out, asked for during a call: applied when it ends.
+    pending_status: AgentStatus | None = Field(default=None, sa_type=TEXT)
+    pending_reason: str | None = None
 
 
 class Call(TenantOwned, table=True):
@@ -116,6 +127,28 @@ class Call(TenantOwned, table=True):
     )
     survey_score: int | None = None
     callback_requested: bool = False
+    # -- the agent desktop -----------------------------------------------------------------
+    wrap_up_notes: str | None = None
+    wrapped_up_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    #: On hold since (None: not on hold); hold time so far, for AHT.
+    held_since: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    hold_seconds: int = 0
+    #: When the current agent answered: `answered_at` is the first answer, before transfers.
+    agent_answered_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    transferred_from: UUID | None = None
+    transfer_note: str | None = None
+    #: Each earlier agent's part of the call: agent_id, answered_at, ended_at, how, wrap-up.
+    legs: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
+    )
+    #: The third party of a three-way call (a number, or "agent:<user id>").
+    conference_with: str | None = None
+    conference_since: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    #: The IVR path and what the caller keyed in, kept when the call leaves the IVR.
+    ivr_path: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    #: The agent number the caller was told on answer; a voicemail the caller left.
+    agent_number: str | None = None
+    voicemail_url: str | None = None
 
 
 class CallOffer(TenantOwned, table=True):
@@ -156,3 +189,44 @@ class ContactCenterSettings(TenantOwned, table=True):
     )
     survey_enabled: bool = False
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class FlowStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"  # the one callers hear
+    RETIRED = "retired"  # was published; kept for calls still in it and for history
+
+
+class IvrFlowVersion(TenantOwned, table=True):
+    """One version of a tenant's IVR flow (the JSON of `contact_center.ivr.Flow`). A version's
+    document never changes once saved: an edit is a new draft."""
+
+    __tablename__ = "ivr_flow_versions"
+    __table_args__ = (UniqueConstraint("tenant_id", "number"),)
+
+    number: int
+    document: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    status: FlowStatus = Field(default=FlowStatus.DRAFT, sa_type=TEXT)
+    note: str = ""
+    author_id: UUID | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    published_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    published_by: UUID | None = None
+    retired_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class DeskCodeKind(StrEnum):
+    NOT_READY = "not_ready"  # why an agent is not ready: break, lunch, training ...
+    WRAP_UP = "wrap_up"  # how a call ended: resolved, pickup booked ...
+
+
+class DeskCode(TenantOwned, table=True):
+    """A tenant's own not-ready reason or wrap-up code. Retired, not deleted: calls keep it."""
+
+    __tablename__ = "desk_codes"
+
+    kind: DeskCodeKind = Field(sa_type=TEXT)
+    label: str
+    position: int = 0
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

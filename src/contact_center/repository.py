@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, exists, func, or_, text
+from sqlalchemy import ColumnElement, Integer, and_, exists, func, literal, or_, text
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,9 +21,14 @@ from contact_center.models import (
     CallOffer,
     CallStatus,
     ContactCenterSettings,
+    DeskCode,
+    DeskCodeKind,
+    FlowStatus,
+    IvrFlowVersion,
     Queue,
     Strategy,
 )
+from depotline.db import require_tenant
 
 
 class ContactCenterRepository:
@@ -134,6 +140,23 @@ class ContactCenterRepository:
         )
         return (await self.session.exec(query)).all()
 
+    async def waiting_calls_in_queues(self) -> list[tuple[Call, Queue]]:
+        """Waiting calls with their queues, in routing order (as `waiting_calls`), in one round
+        trip: routing needs both, and every queue of the tenant only for these calls."""
+        query = (
+            sa_select(Call, Queue)
+            .join(
+                Queue,
+                and_(
+                    col(Queue.tenant_id) == col(Call.tenant_id),
+                    col(Queue.id) == col(Call.queue_id),
+                ),
+            )
+            .where(col(Call.status) == CallStatus.QUEUED)
+            .order_by(col(Call.priority).desc(), col(Call.queued_at))
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
     async def count_waiting(self, queue_id: UUID) -> int:
         query = (
             select(func.count())
@@ -179,3 +202,266 @@ class ContactCenterRepository:
 
     async def settings(self) -> ContactCenterSettings | None:
         return (await self.session.exec(select(ContactCenterSettings))).first()
+
+    # -- IVR flow versions (always the scoped tenant's own: an HQ's scope shows its branches') --
+    async def lock_flows(self, tenant_id: UUID) -> None:
+        """One flow change at a time per tenant (version numbers, the one published version)."""
+        await self.session.execute(
+            text("select pg_advisory_xact_lock(hashtextextended(:t, 1))"), {"t": str(tenant_id)}
+        )
+
+    async def flow_versions(self) -> Sequence[IvrFlowVersion]:
+        query = select(IvrFlowVersion).where(IvrFlowVersion.tenant_id == require_tenant())
+        return (await self.session.exec(query.order_by(col(IvrFlowVersion.number).desc()))).all()
+
+    async def flow_version(self, version_id: UUID, *, lock: bool = False) -> IvrFlowVersion | None:
+        query = select(IvrFlowVersion).where(
+            IvrFlowVersion.tenant_id == require_tenant(), IvrFlowVersion.id == version_id
+        )
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def flow_version_by_number(self, number: int) -> IvrFlowVersion | None:
+        query = select(IvrFlowVersion).where(
+            IvrFlowVersion.tenant_id == require_tenant(), IvrFlowVersion.number == number
+        )
+        return (await self.session.exec(query)).first()
+
+    async def published_flow(self, *, lock: bool = False) -> IvrFlowVersion | None:
+        query = select(IvrFlowVersion).where(
+            IvrFlowVersion.tenant_id == require_tenant(),
+            IvrFlowVersion.status == FlowStatus.PUBLISHED,
+        )
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.exec(query)).first()
+
+    async def published_flow_id(self) -> UUID | None:
+        """Only the id: the document is read once per process (versions never change)."""
+        query = select(IvrFlowVersion.id).where(
+            IvrFlowVersion.tenant_id == require_tenant(),
+            IvrFlowVersion.status == FlowStatus.PUBLISHED,
+        )
+        return (await self.session.exec(query)).first()
+
+    async def next_flow_number(self) -> int:
+        query = select(func.coalesce(func.max(IvrFlowVersion.number), 0) + 1).where(
+            IvrFlowVersion.tenant_id == require_tenant()
+        )
+        return int((await self.session.exec(query)).one())
+
+    async def call_start_facts(
+        self, phone: str | None, now: datetime
+    ) -> tuple[bool, ContactCenterSettings | None, UUID | None]:
+        """What a new call needs before its first IVR step, in one round trip: whether the
+        caller (E.164; None: unreadable, never blocked) is blocked, the tenant's settings, and
+        the id of its published flow version."""
+        tenant = require_tenant()
+        blocked = exists().where(
+            col(BlocklistEntry.tenant_id) == tenant,
+            col(BlocklistEntry.phone) == (phone or ""),
+            col(BlocklistEntry.removed_at).is_(None),
+            or_(col(BlocklistEntry.expires_at).is_(None), col(BlocklistEntry.expires_at) > now),
+        )
+        published = (
+            select(IvrFlowVersion.id)
+            .where(
+                IvrFlowVersion.tenant_id == tenant,
+                IvrFlowVersion.status == FlowStatus.PUBLISHED,
+            )
+            .scalar_subquery()
+        )
+        one = sa_select(literal(1).label("one")).subquery()
+        query = (
+            sa_select(blocked.label("blocked"), published.label("flow_id"), ContactCenterSettings)
+            .select_from(one)
+            .outerjoin(ContactCenterSettings, col(ContactCenterSettings.tenant_id) == tenant)
+        )
+        row = (await self.session.execute(query)).one()
+        return bool(row[0]) and phone is not None, row[2], row[1]
+
+    # -- what callers hear while they wait -----------------------------------------------------
+    async def try_lock_routing(self, tenant_id: UUID) -> bool:
+        """The routing lock if it is free now: for a change to a waiting call whose row this
+        transaction already holds (waiting for the lock then could deadlock with routing)."""
+        query = text("select pg_try_advisory_xact_lock(hashtextextended(:t, 0))")
+        return bool((await self.session.execute(query, {"t": str(tenant_id)})).scalar())
+
+    async def wait_facts(self, call: Call, since: datetime) -> tuple[int, int, float | None]:
+        """For a waiting call: callers ahead of it in its queue (routing order), agents serving
+        the queue (skilled, signed in, not on a break), and the mean talk time of the queue's
+        calls that ended since `since` (None when none did). One round trip."""
+        same_queue = (col(Call.tenant_id) == call.tenant_id, col(Call.queue_id) == call.queue_id)
+        ahead = (
+            select(func.count())
+            .select_from(Call)
+            .where(
+                *same_queue,
+                col(Call.status) == CallStatus.QUEUED,
+                or_(
+                    col(Call.priority) > call.priority,
+                    and_(
+                        col(Call.priority) == call.priority,
+                        col(Call.queued_at) < call.queued_at,
+                    ),
+                ),
+            )
+            .scalar_subquery()
+        )
+        working = (
+            AgentStatus.READY,
+            AgentStatus.RESERVED,
+            AgentStatus.ON_CALL,
+            AgentStatus.WRAP_UP,
+        )
+        serving = (
+            select(func.count())
+            .select_from(AgentState)
+            .where(
+                col(AgentState.tenant_id) == call.tenant_id,
+                col(AgentState.status).in_(working),
+                exists().where(
+                    col(AgentSkill.tenant_id) == col(AgentState.tenant_id),
+                    col(AgentSkill.user_id) == col(AgentState.user_id),
+                    col(AgentSkill.queue_id) == call.queue_id,
+                ),
+            )
+            .scalar_subquery()
+        )
+        talk = (
+            select(func.avg(Call.talk_seconds))
+            .where(*same_queue, col(Call.ended_at) >= since, col(Call.talk_seconds).is_not(None))
+            .scalar_subquery()
+        )
+        row = (await self.session.execute(sa_select(ahead, serving, talk))).one()
+        return int(row[0]), int(row[1]), float(row[2]) if row[2] is not None else None
+
+    async def lock_agent_numbers(self, tenant_id: UUID) -> None:
+        await self.session.execute(
+            text("select pg_advisory_xact_lock(hashtextextended(:t, 2))"), {"t": str(tenant_id)}
+        )
+
+    async def next_agent_number(self) -> str:
+        """The tenant's next agent number (工号): 1001, 1002 ..."""
+        numbered = col(AgentState.agent_number).regexp_match("^[0-9]{1,9}$")
+        query = select(
+            func.coalesce(func.max(func.cast(col(AgentState.agent_number), Integer)), 1000) + 1
+        ).where(col(AgentState.tenant_id) == require_tenant(), numbered)
+        return str((await self.session.exec(query)).one())
+
+    async def settings_of(self, tenant_id: UUID) -> ContactCenterSettings | None:
+        """One tenant's settings: an HQ's scope also shows its branches' rows."""
+        query = select(ContactCenterSettings).where(ContactCenterSettings.tenant_id == tenant_id)
+        return (await self.session.exec(query)).first()
+
+    # -- the supervisor console ----------------------------------------------------------------
+    async def queue_figures(self, since: datetime, now: datetime) -> Sequence[Any]:
+        """Per visible queue: calls waiting and ringing now, when the oldest waiting call
+        joined, and counts and sums over the calls that entered the queue in [since, now].
+        `contact_center.wallboard` turns these into the figures."""
+        entered = and_(col(Call.queued_at) >= since, col(Call.queued_at) <= now)
+        answered = and_(entered, col(Call.answered_at).is_not(None))
+        talked = and_(answered, col(Call.ended_at).is_not(None))
+        waiting = col(Call.status) == CallStatus.QUEUED
+        wait = func.extract("epoch", col(Call.answered_at) - col(Call.queued_at))
+        talk = func.extract("epoch", col(Call.ended_at) - col(Call.answered_at))
+        calls = func.count(col(Call.id))
+        figures: list[Any] = [
+            col(Queue.id).label("queue_id"),
+            col(Queue.tenant_id).label("tenant_id"),
+            col(Queue.name).label("name"),
+            col(Queue.service_level_seconds).label("threshold_seconds"),
+            calls.filter(waiting).label("waiting"),
+            calls.filter(col(Call.status) == CallStatus.OFFERED).label("ringing"),
+            func.min(col(Call.queued_at)).filter(waiting).label("oldest_waiting_since"),
+            calls.filter(entered).label("offered"),
+            calls.filter(answered).label("answered"),
+            calls.filter(entered, col(Call.status) == CallStatus.ABANDONED).label("abandoned"),
+            calls.filter(answered, wait <= col(Queue.service_level_seconds)).label(
+                "answered_in_time"
+            ),
+            func.coalesce(func.sum(wait).filter(answered), 0).label("total_wait_seconds"),
+            calls.filter(talked).label("talked"),
+            func.coalesce(func.sum(talk).filter(talked), 0).label("total_talk_seconds"),
+        ]
+        query = (
+            sa_select(*figures)
+            .select_from(Queue)
+            .outerjoin(
+                Call,
+                and_(
+                    col(Call.tenant_id) == col(Queue.tenant_id),
+                    col(Call.queue_id) == col(Queue.id),
+                    or_(
+                        entered,
+                        col(Call.status).in_([CallStatus.QUEUED, CallStatus.OFFERED]),
+                    ),
+                ),
+            )
+            .group_by(col(Queue.tenant_id), col(Queue.id))
+            .order_by(col(Queue.name), col(Queue.tenant_id))
+        )
+        return (await self.session.execute(query)).all()
+
+    async def floor_agents(self) -> list[tuple[AgentState, Call | None]]:
+        """Every visible agent state with the call it is on or being offered, if any."""
+        query = sa_select(AgentState, Call).outerjoin(
+            Call,
+            and_(
+                col(Call.tenant_id) == col(AgentState.tenant_id),
+                col(Call.id) == col(AgentState.current_call_id),
+            ),
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    async def handled_since(self, since: datetime) -> dict[tuple[UUID, UUID], int]:
+        """How many calls each agent answered since `since`, by (tenant, agent)."""
+        query = (
+            sa_select(col(Call.tenant_id), col(Call.agent_id), func.count())
+            .where(
+                col(Call.answered_at) >= since,
+                col(Call.agent_id).is_not(None),
+                # No call waits a day in a queue: this bound lets the queued_at index serve.
+                col(Call.queued_at) >= since - timedelta(days=1),
+            )
+            .group_by(col(Call.tenant_id), col(Call.agent_id))
+        )
+        rows = (await self.session.execute(query)).all()
+        return {(tenant_id, agent_id): int(count) for tenant_id, agent_id, count in rows}
+
+    async def agent_rows(self, user_id: UUID) -> Sequence[AgentState]:
+        """The user's agent states in every visible tenant (an HQ sees its branches' floors)."""
+        query = select(AgentState).where(AgentState.user_id == user_id)
+        return (await self.session.exec(query.order_by(col(AgentState.tenant_id)))).all()
+
+    # -- the agent desktop ----------------------------------------------------------------------
+    async def desk_codes(self, kind: DeskCodeKind) -> Sequence[DeskCode]:
+        """The scoped tenant's own active codes of a kind (not its branches'), in order."""
+        query = select(DeskCode).where(
+            DeskCode.tenant_id == require_tenant(),
+            DeskCode.kind == kind,
+            col(DeskCode.active).is_(True),
+        )
+        return (
+            await self.session.exec(query.order_by(col(DeskCode.position), col(DeskCode.label)))
+        ).all()
+
+    async def desk_code(self, code_id: UUID) -> DeskCode | None:
+        query = select(DeskCode).where(
+            DeskCode.tenant_id == require_tenant(), DeskCode.id == code_id
+        )
+        return (await self.session.exec(query.with_for_update())).first()
+
+    async def next_desk_code_position(self, kind: DeskCodeKind) -> int:
+        query = select(func.coalesce(func.max(DeskCode.position), 0) + 1).where(
+            DeskCode.tenant_id == require_tenant(), DeskCode.kind == kind
+        )
+        return int((await self.session.exec(query)).one())
+
+    async def ready_agents(self) -> Sequence[AgentState]:
+        """The scoped tenant's ready agents: whom a call can be transferred to."""
+        query = select(AgentState).where(
+            AgentState.tenant_id == require_tenant(), AgentState.status == AgentStatus.READY
+        )
+        return (await self.session.exec(query.order_by(col(AgentState.since)))).all()

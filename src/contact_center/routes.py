@@ -11,18 +11,21 @@ from uuid import UUID
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, ServerSentEvent, Template
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
-from contact_center import ivr, service
+from contact_center import service, supervision, wallboard
 from contact_center.calendar import BusinessHours
 from contact_center.models import AgentStatus, ContactCenterSettings, Strategy
 from contact_center.repository import ContactCenterRepository
-from contact_center.voice import LOOKUPS
+from contact_center.schemas import FloorOut
+from depotline import realtime
 from depotline.auth import principal_of, requires, signed_in
-from depotline.db import Database, utcnow
-from depotline.errors import InvalidInput
-from depotline.pages import Req, attempt, form_of, render
+from depotline.db import Database, tenant_scope, utcnow
+from depotline.errors import DomainError, InvalidInput, NotFound
+from depotline.pages import Req, attempt, flash, form_of, render
+from telephony_gateway.providers.registry import Providers
 from telephony_gateway.service import e164
 from tenant.repository import TenantRepository
 
@@ -93,6 +96,9 @@ class ContactCenterPages(Controller):
                         form.get("overflow_when_waiting"), "overflow_when_waiting"
                     ),
                     overflow_operator_id=operator,
+                    callback_offer_after_seconds=_optional_int(
+                        form.get("callback_offer_after_seconds"), "callback_offer_after_seconds"
+                    ),
                 )
 
         return await attempt(request, action, "Queue created", "/contact-center/queues")
@@ -188,8 +194,7 @@ class ContactCenterPages(Controller):
             "contact_center/settings.html",
             hours=hours,
             vip="\n".join(current.vip_numbers) if current else "",
-            flow_json=ivr.to_json(ivr.DEMO_FLOW),
-            problems=request.session.pop("ivr_problems", None) if request.session else None,
+            survey=bool(current and current.survey_enabled),
         )
 
     @post("/settings", guards=[requires(*MANAGERS)])
@@ -222,21 +227,135 @@ class ContactCenterPages(Controller):
                     vip,
                     utcnow(),
                 )
+                # The post-call survey: callers rate the call after the agent hangs up.
+                current.survey_enabled = form.get("survey_enabled") == "on"
                 repo.add(current)
 
         return await attempt(request, action, "Settings saved", "/contact-center/settings")
 
-    @post("/ivr/validate", guards=[requires(*MANAGERS)])
-    async def validate_flow(self, request: Req) -> Redirect:
-        """Check an edited flow before it may go live: every problem, named by node."""
-        text = (await form_of(request)).get("flow", "")
+
+# -- the supervisor console ---------------------------------------------------------------------
+CONSOLE = "/contact-center/console"
+#: What the console says once a forced change is done, or waits for the agent's call to end.
+FORCED_NOW = {
+    AgentStatus.READY: "The agent is ready",
+    AgentStatus.NOT_READY: "The agent is not ready",
+    AgentStatus.SIGNED_OUT: "The agent is signed out",
+}
+FORCED_AFTER_CALL = {
+    AgentStatus.READY: "The agent will be ready after this call",
+    AgentStatus.NOT_READY: "The agent will be not ready when this call ends",
+    AgentStatus.SIGNED_OUT: "The agent will be signed out when this call ends",
+}
+FLOOR_CHANNELS_MAX = 50
+MONITORING = {
+    "listen": "You are listening to the call",
+    "whisper": "You are whispering to the agent",
+    "barge": "You have joined the call",
+}
+
+
+class ConsolePages(Controller):
+    """The supervisor console: today's figures per queue, every agent's state, and the actions
+    on an agent (force ready / not ready / sign out; listen, whisper, barge)."""
+
+    path = CONSOLE
+    include_in_schema = False
+    guards = [requires(*MANAGERS)]
+
+    @get("/")
+    async def console(self, request: Req, db: NamedDependency[Database]) -> Template:
+        async with db.session() as session:
+            floor = await wallboard.floor(session)
+            reasons = await supervision.not_ready_reasons(session)
+        thresholds = {q.threshold_seconds for q in floor.queues} or {15}
+        return render(
+            request,
+            "contact_center/console.html",
+            floor=floor,
+            reasons=reasons,
+            threshold=thresholds.pop() if len(thresholds) == 1 else None,
+        )
+
+    @post("/agents/{user_id:uuid}/state")
+    async def force_state(
+        self, request: Req, user_id: FromPath[UUID], db: NamedDependency[Database]
+    ) -> Redirect:
+        async with db.session() as session:
+            agent = await supervision.find_agent(session, user_id)  # another tenant's: 404
+        form = await form_of(request)
         try:
-            problems = ivr.validate(ivr.from_json(text), lookups=set(ivr_lookups()))
-        except (ValidationError, ValueError) as exc:
-            problems = [f"Not a flow: {str(exc).splitlines()[0]}"]
-        request.session["ivr_problems"] = problems or ["OK: the flow can be published."]
-        return Redirect(path="/contact-center/settings")
+            # The agent's own tenant (a branch, for an HQ supervisor): its routing lock, its log.
+            with tenant_scope(agent.tenant_id):
+                async with db.session() as session:
+                    forced = await supervision.force_state(
+                        session,
+                        principal_of(request),
+                        user_id,
+                        form.get("state", ""),
+                        form.get("reason"),
+                    )
+        except NotFound:
+            raise
+        except DomainError as exc:
+            flash(request, exc.detail, "error")
+        else:
+            done = FORCED_NOW if forced.applied else FORCED_AFTER_CALL
+            flash(request, done[forced.status])
+        return Redirect(path=CONSOLE)
+
+    @post("/agents/{user_id:uuid}/monitor")
+    async def monitor(
+        self,
+        request: Req,
+        user_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        providers: NamedDependency[Providers],
+    ) -> Redirect:
+        async with db.session() as session:
+            agent = await supervision.find_agent(session, user_id)  # another tenant's: 404
+        mode = (await form_of(request)).get("mode", "")
+        try:
+            with tenant_scope(agent.tenant_id):
+                async with db.session() as session:
+                    await supervision.monitor(
+                        session, providers, principal_of(request), user_id, mode
+                    )
+        except NotFound:
+            raise
+        except DomainError as exc:
+            flash(request, exc.detail, "error")
+        else:
+            flash(request, MONITORING[mode])
+        return Redirect(path=CONSOLE)
 
 
-def ivr_lookups() -> list[str]:
-    return list(LOOKUPS)
+class FloorApi(Controller):
+    path = "/api/v1/contact-center"
+    tags = ["contact center"]
+    guards = [requires(*MANAGERS)]
+
+    @get(
+        "/floor",
+        summary="Today's figures per queue and every agent's state (the supervisor console)",
+    )
+    async def floor(self, db: NamedDependency[Database]) -> FloorOut:
+        async with db.session() as session:
+            floor = await wallboard.floor(session)
+        return FloorOut.model_validate(floor)
+
+    @get(
+        "/floor/events",
+        summary="The floor's changes as Server-Sent Events (agent states, calls)",
+    )
+    async def floor_events(
+        self, request: Req, db: NamedDependency[Database], redis: NamedDependency[Redis]
+    ) -> ServerSentEvent:
+        """The floor channels of the acting tenant and its branches (an HQ sees theirs)."""
+        acting = principal_of(request).acting_tenant_id
+        async with db.session() as session:
+            visible = await TenantRepository(session).visible_tenant_ids()
+        # A platform admin sees every tenant: follow the acting one and at most 50 others.
+        tenants = [acting, *[t for t in visible if t != acting][:FLOOR_CHANNELS_MAX]]
+        channels = [realtime.floor_channel(tenant_id) for tenant_id in tenants]
+        return realtime.sse(redis, channels, realtime.last_event_id(request))

@@ -58,6 +58,7 @@ async def create_queue(
     overflow_when_waiting: int | None = None,
     overflow_queue_id: UUID | None = None,
     overflow_operator_id: UUID | None = None,
+    callback_offer_after_seconds: int | None = None,
 ) -> Queue:
     repo = ContactCenterRepository(session)
     if not name.strip():
@@ -69,6 +70,11 @@ async def create_queue(
         raise InvalidInput(f"Strategy is one of: {names}", field="strategy") from None
     if reservation_seconds < 3:
         raise InvalidInput("Give agents at least 3 seconds to answer", field="reservation_seconds")
+    if callback_offer_after_seconds is not None and callback_offer_after_seconds < 10:
+        raise InvalidInput(
+            "Let callers wait at least 10 seconds before the offer",
+            field="callback_offer_after_seconds",
+        )
     if await repo.queue_by_name(name.strip()):
         raise Conflict(f"There is already a queue called {name}", field="name")
     queue = Queue(
@@ -80,6 +86,7 @@ async def create_queue(
         overflow_when_waiting=overflow_when_waiting,
         overflow_queue_id=overflow_queue_id,
         overflow_operator_id=overflow_operator_id,
+        callback_offer_after_seconds=callback_offer_after_seconds,
     )
     repo.add(queue)
     await repo.flush()
@@ -105,6 +112,9 @@ async def agent_signs_in(session: AsyncSession, user_id: UUID, home_tenant_id: U
     agent = await repo.agent(user_id, lock=True)
     if agent is None:
         agent = AgentState(user_id=user_id, home_tenant_id=home_tenant_id)
+    if agent.agent_number is None:  # told to callers on answer; kept for good
+        await repo.lock_agent_numbers(require_tenant())
+        agent.agent_number = await repo.next_agent_number()
     if agent.status == AgentStatus.SIGNED_OUT:
         _move(agent, AgentStatus.NOT_READY, "signed in")
     repo.add(agent)
@@ -127,7 +137,7 @@ async def set_status(
         raise Conflict("Finish the current call first")
     _move(agent, status, reason)
     repo.add(agent)
-    return await route(session) if status == AgentStatus.READY else []
+    return await route(session, locked=True) if status == AgentStatus.READY else []
 
 
 def _move(agent: AgentState, status: AgentStatus, reason: str | None = None) -> None:
@@ -146,11 +156,12 @@ async def enqueue(
     repo = ContactCenterRepository(session)
     await repo.lock_routing(require_tenant())
     now = utcnow()
-    # "More than N waiting" counts the calls already in line, before this one joins.
-    already_waiting = await repo.count_waiting(queue.id)
+    # "More than N waiting" counts the calls already in line, before this one joins (counted
+    # only for a queue with that rule: one statement fewer on every routing decision).
+    limit = queue.overflow_when_waiting
+    already_waiting = await repo.count_waiting(queue.id) if limit is not None else 0
     call.status, call.queue_id, call.queued_at = CallStatus.QUEUED, queue.id, call.queued_at or now
     call.priority = VIP_PRIORITY if vip else call.priority
-    limit = queue.overflow_when_waiting
     if limit is not None and already_waiting >= limit:
         call.overflowed_at = now
     repo.add(call)
@@ -162,23 +173,21 @@ async def enqueue(
             {"call_id": str(call.id)},
             delay=timedelta(seconds=queue.overflow_after_seconds),
         )
-    return await route(session)
+    return await route(session, locked=True)
 
 
-async def route(session: AsyncSession) -> list[Offer]:
+async def route(session: AsyncSession, *, locked: bool = False) -> list[Offer]:
     """Offer waiting calls to free agents until no more pairs match. Highest priority first,
-    then the longest waiting; each queue's strategy picks among its eligible ready agents."""
+    then the longest waiting; each queue's strategy picks among its eligible ready agents.
+    `locked`: the caller holds the routing lock already (taking it again is a round trip)."""
     repo = ContactCenterRepository(session)
-    await repo.lock_routing(require_tenant())
+    if not locked:
+        await repo.lock_routing(require_tenant())
     offers: list[Offer] = []
-    queues = {queue.id: queue for queue in await repo.queues()}
     # Once a queue (as overflowed or not) has no free agent, later calls of it have none either:
     # skip the query for them instead of asking once per waiting call.
     exhausted: set[tuple[UUID, bool]] = set()
-    for call in await repo.waiting_calls():
-        queue = queues.get(call.queue_id) if call.queue_id else None
-        if queue is None:
-            continue
+    for call, queue in await repo.waiting_calls_in_queues():
         kind = (queue.id, call.overflowed_at is not None)
         if kind in exhausted:
             continue
@@ -186,21 +195,29 @@ async def route(session: AsyncSession) -> list[Offer]:
         if agent is None:
             exhausted.add(kind)
             continue
-        now = utcnow()
-        _move(agent, AgentStatus.RESERVED, None)
-        agent.current_call_id, agent.last_offered_at = call.id, now
-        call.status, call.agent_id, call.offered_at = CallStatus.OFFERED, agent.user_id, now
-        repo.add(agent, call, CallOffer(call_id=call.id, agent_id=agent.user_id, offered_at=now))
-        await repo.flush()
-        payload = {"call_id": str(call.id), "agent_id": str(agent.user_id)}
-        outbox.publish(session, OFFERED, payload)
-        outbox.publish(
-            session, OFFER_TIMEOUT, payload, delay=timedelta(seconds=queue.reservation_seconds)
-        )
-        offers.append(Offer(call.id, agent.user_id))
+        offers.append(await offer_call(session, call, agent, queue))
     if offers:
         log.info("routed", offers=len(offers))
     return offers
+
+
+async def offer_call(session: AsyncSession, call: Call, agent: AgentState, queue: Queue) -> Offer:
+    """Reserve a free agent for a call (the caller holds the routing lock): the offer, its
+    OFFERED event and the timer that takes the call back if nobody answers. Routing and a
+    transfer to a named agent both offer this way."""
+    repo = ContactCenterRepository(session)
+    now = utcnow()
+    _move(agent, AgentStatus.RESERVED, None)
+    agent.current_call_id, agent.last_offered_at = call.id, now
+    call.status, call.agent_id, call.offered_at = CallStatus.OFFERED, agent.user_id, now
+    repo.add(agent, call, CallOffer(call_id=call.id, agent_id=agent.user_id, offered_at=now))
+    await repo.flush()
+    payload = {"call_id": str(call.id), "agent_id": str(agent.user_id)}
+    outbox.publish(session, OFFERED, payload)
+    outbox.publish(
+        session, OFFER_TIMEOUT, payload, delay=timedelta(seconds=queue.reservation_seconds)
+    )
+    return Offer(call.id, agent.user_id)
 
 
 async def accept(session: AsyncSession, user_id: UUID, call_id: UUID) -> Call:
@@ -213,8 +230,10 @@ async def accept(session: AsyncSession, user_id: UUID, call_id: UUID) -> Call:
         raise Conflict("This call is no longer offered to you")
     now = utcnow()
     _move(agent, AgentStatus.ON_CALL)
-    call.status, call.answered_at = CallStatus.ON_CALL, now
-    call.wait_seconds = int((now - (call.queued_at or call.arrived_at)).total_seconds())
+    call.status, call.agent_answered_at = CallStatus.ON_CALL, now
+    if call.answered_at is None:  # a transferred call keeps its first answer (ASA, service level)
+        call.answered_at = now
+        call.wait_seconds = int((now - (call.queued_at or call.arrived_at)).total_seconds())
     offer.outcome, offer.decided_at = "accepted", now
     repo.add(agent, call, offer)
     return call
@@ -284,17 +303,24 @@ async def caller_hangs_up(session: AsyncSession, call_id: UUID) -> list[Offer]:
     if call is None:
         raise NotFound("No such call")
     offers: list[Offer] = []
+    # A call answered before (and transferred) that the caller leaves while it waits again was
+    # not abandoned: it counts as answered, once.
+    transferred = call.answered_at is not None
     if call.status in (CallStatus.QUEUED, CallStatus.IVR):
-        _end(call, "abandoned" if call.status == CallStatus.QUEUED else "ivr_hangup")
-        call.status = CallStatus.ABANDONED if call.queued_at else CallStatus.ENDED
+        waiting = call.status == CallStatus.QUEUED
+        _end(call, "transfer_hangup" if transferred else "abandoned" if waiting else "ivr_hangup")
+        call.status = (
+            # Out of the queue for voicemail or a callback (status ivr again) is not abandoned.
+            CallStatus.ABANDONED if waiting and not transferred else CallStatus.ENDED
+        )
     elif call.status == CallStatus.OFFERED and call.agent_id:
         offer = await repo.open_offer(call.id, call.agent_id)
         agent = await repo.agent(call.agent_id, lock=True)
         if offer is not None:
             offer.outcome, offer.decided_at = "caller_hangup", utcnow()
             repo.add(offer)
-        _end(call, "abandoned")
-        call.status = CallStatus.ABANDONED
+        _end(call, "transfer_hangup" if transferred else "abandoned")
+        call.status = CallStatus.ENDED if transferred else CallStatus.ABANDONED
         if agent is not None and agent.current_call_id == call.id:
             _move(agent, AgentStatus.READY)
             agent.current_call_id = None
@@ -324,21 +350,52 @@ def _end(call: Call, disposition: str) -> None:
     call.ended_at, call.disposition = now, call.disposition or disposition
     if call.answered_at is not None:
         call.talk_seconds = int((now - call.answered_at).total_seconds())
+    if call.held_since is not None:
+        call.hold_seconds += int((now - call.held_since).total_seconds())
+        call.held_since = None
     call.status = CallStatus.ENDED
 
 
 def _finish_call_for(agent: AgentState, call: Call) -> None:
     _move(agent, AgentStatus.WRAP_UP)
-    agent.current_call_id = None
-    agent.talk_seconds_today += call.talk_seconds or 0
+    agent.current_call_id, agent.last_call_id = None, call.id
+    # Only this agent's part: after a transfer, the call began with someone else.
+    leg_start = call.agent_answered_at or call.answered_at
+    if leg_start is not None:
+        agent.talk_seconds_today += int(((call.ended_at or utcnow()) - leg_start).total_seconds())
+    # A supervisor's not ready / sign out asked for during the call applies now, in place of
+    # wrap-up (the wrap-up timer then finds the agent moved on and does nothing).
+    if agent.pending_status is not None:
+        _move(agent, agent.pending_status, agent.pending_reason)
+        agent.pending_status = agent.pending_reason = None
 
 
-async def wrap_up_done(session: AsyncSession, agent_id: UUID) -> list[Offer]:
+async def start_wrap_up(session: AsyncSession, agent: AgentState, call: Call) -> None:
+    """The agent's part of a call is over while the call goes on (a transfer): wrap-up, which
+    the queue's wrap-up timer ends if the agent does not end it first."""
+    repo = ContactCenterRepository(session)
+    queue = await repo.get_queue(call.queue_id) if call.queue_id else None
+    _finish_call_for(agent, call)
+    repo.add(agent)
+    outbox.publish(
+        session,
+        WRAP_UP_DONE,
+        {"agent_id": str(agent.user_id), "call_id": str(call.id)},
+        delay=timedelta(seconds=queue.wrap_up_seconds if queue else 0),
+    )
+
+
+async def wrap_up_done(
+    session: AsyncSession, agent_id: UUID, call_id: UUID | None = None
+) -> list[Offer]:
+    """Wrap-up is over (its timer, or the agent's wrap-up code): the agent is ready again."""
     repo = ContactCenterRepository(session)
     await repo.lock_routing(require_tenant())
     agent = await repo.agent(agent_id, lock=True)
     if agent is None or agent.status != AgentStatus.WRAP_UP:
         return []  # the agent moved on already (not ready, signed out)
+    if call_id is not None and agent.last_call_id not in (None, call_id):
+        return []  # a timer of an earlier call, whose wrap-up the agent ended early
     _move(agent, AgentStatus.READY)
     repo.add(agent)
     return await route(session)

@@ -24,10 +24,16 @@ from litestar.template import TemplateConfig
 from redis.asyncio import Redis
 from swagger_ui import __file__ as swagger_ui_module
 
+from contact_center import demo as contact_center_demo
 from contact_center import jobs as contact_center_jobs
 from contact_center import voice as contact_center_voice
-from contact_center.routes import ContactCenterPages
-from depotline import __version__, i18n
+from contact_center.desk_routes import DeskPages
+from contact_center.ivr_routes import IvrPages
+from contact_center.routes import ConsolePages, ContactCenterPages, FloorApi
+from customers import demo as customers_demo
+from customers import jobs as customers_jobs
+from customers.routes import CustomerPages, CustomersApi
+from depotline import __version__, i18n, realtime
 from depotline.auth import authentication_middleware, check_request
 from depotline.config import Settings, get_settings
 from depotline.db import Database
@@ -41,6 +47,13 @@ from depotline.problems import (
     unhandled_exception_handler,
 )
 from depotline.routes import HealthController, HomeController
+from pickup import demo as pickup_demo
+from pickup import jobs as pickup_jobs
+from pickup import notification_jobs as pickup_notification_jobs
+from pickup import voice as pickup_voice
+from pickup.notification_routes import NotificationApi, NotificationPages
+from pickup.routes import PickupApi, PickupPages
+from pickup.tracking import TrackingPages
 from telephony_gateway import demo as gateway_demo
 from telephony_gateway import jobs as gateway_jobs
 from telephony_gateway import simulate as gateway_simulate
@@ -63,6 +76,8 @@ SESSION_COOKIE = "depotline_session"
 
 # The contact center answers the calls the carrier gateway brings in.
 gateway_simulate.use_voice_flow(contact_center_voice.answer)
+# Callers ask the IVR for their order's status; pickup answers.
+contact_center_voice.LOOKUPS["order_status"] = pickup_voice.order_status
 
 #: Every domain's arq job functions.
 JOB_FUNCTIONS: Sequence[Callable[..., Any]] = ()
@@ -80,13 +95,22 @@ def merge_handlers(*domains: Mapping[str, Sequence[Handler]]) -> dict[str, list[
 
 #: Outbox topic -> handlers run by the worker, in order.
 OUTBOX_HANDLERS: Mapping[str, Sequence[Handler]] = merge_handlers(
+    # Customers first: the caller's profile exists before anything else looks, and the timeline
+    # is written before the gateway hands an SMS to the carrier (never after a send).
+    customers_jobs.HANDLERS,
     gateway_jobs.HANDLERS,
     contact_center_jobs.HANDLERS,
+    pickup_jobs.HANDLERS,
+    # After dispatch: SMS to the depot an order went to, and to the customer.
+    pickup_notification_jobs.HANDLERS,
 )
 #: Demo data loaders, in dependency order; each returns lines to print for the user.
 DEMO_SEEDERS: Sequence[Callable[[Database], Awaitable[list[str]]]] = (
     tenant_demo.seed,
+    customers_demo.seed,
     gateway_demo.seed,
+    contact_center_demo.seed,
+    pickup_demo.seed,
 )
 #: Every domain's `depotline` subcommands; the kernel's cli adds them to its group.
 CLI_COMMANDS: Sequence[click.Command] = (*gateway_simulate.COMMANDS,)
@@ -134,6 +158,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings.required_redis_url, socket_timeout=2, socket_connect_timeout=2
         )
         app.state.jobs = await create_job_pool(settings.required_redis_url)
+        # State changes committed here (an offer, an agent's state) reach the desks at once.
+        realtime.announce_commits(app.state.db, app.state.redis)
         app.state.providers = Providers(
             settings.session_secret(),
             settings.public_url,
@@ -142,6 +168,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
 
     async def close_connections(app: Litestar) -> None:
+        await realtime.flush_pending()  # pushes of the last commits still on their way
         await app.state.providers.aclose()
         await app.state.jobs.aclose()
         await app.state.redis.aclose()
@@ -206,6 +233,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             GatewayApi,
             GatewayPages,
             ContactCenterPages,
+            IvrPages,
+            ConsolePages,
+            DeskPages,
+            FloorApi,
+            CustomersApi,
+            CustomerPages,
+            PickupApi,
+            PickupPages,
+            NotificationApi,
+            NotificationPages,
+            TrackingPages,
             WebhookRoutes,
             create_static_files_router(
                 path="/static", directories=[settings.frontend_dir / "static"], name="static"
@@ -254,6 +292,7 @@ def create_worker(settings: Settings | None = None, *, burst: bool = False) -> W
     configure_logging(settings.log_level, settings.log_format)
 
     async def add_providers(ctx: dict[str, Any]) -> None:
+        realtime.announce_commits(ctx["db"], ctx["redis"])
         ctx["providers"] = Providers(
             settings.session_secret(),
             settings.public_url,

@@ -86,6 +86,10 @@ def _apply_tenant_scope(
     # Transaction-local (the `true`), so a pooled connection never carries a scope over.
     tenant_id = current_tenant.get()
     user_id = current_user_id.get()
+    if tenant_id is None and user_id is None:
+        # Nothing to set: unset and '' mean the same to the policies, and no setting outlives
+        # its transaction. (A webhook's transaction sets its scope itself once it knows it.)
+        return
     connection.execute(
         text(
             "select set_config('app.tenant_id', :tenant, true), "
@@ -95,12 +99,23 @@ def _apply_tenant_scope(
     )
 
 
+#: Connections older than this are replaced when next checked out.
+POOL_RECYCLE_SECONDS = 1800
+
+
 class Database:
     """One engine and its session factory. The app and the worker each own one."""
 
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        # No pre-ping (a round trip before every transaction): connections are recycled
+        # before servers and proxies drop idle ones, and one that died anyway fails its
+        # transaction once and is discarded (with every other connection of its pool).
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_recycle=POOL_RECYCLE_SECONDS,
+            echo=echo,
         )
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 

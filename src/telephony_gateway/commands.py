@@ -45,6 +45,9 @@ class Gather(Command):
 class Enqueue(Command):
     queue: str
     music_url: str | None = None
+    #: Depotline speaks to the caller while they wait (place in line, offers): the carrier asks
+    #: what to play with QueueWait and reports the caller's leaving with QueueLeft.
+    announcements: bool = False
     name = "enqueue"
 
 
@@ -105,6 +108,33 @@ class Recording(Command):
 @dataclass(frozen=True)
 class Hangup(Command):
     name = "hangup"
+
+
+@dataclass(frozen=True)
+class Pause(Command):
+    """Silence for a while (between announcements to a waiting caller)."""
+
+    seconds: int = 10
+    name = "pause"
+
+
+@dataclass(frozen=True)
+class Record(Command):
+    """Record what the caller says (a voicemail), ended by `finish_on_key`, silence or
+    `max_seconds`; the carrier reports the recording with RecordingReady."""
+
+    max_seconds: int = 120
+    finish_on_key: str = "#"
+    beep: bool = True
+    name = "record"
+
+
+@dataclass(frozen=True)
+class Leave(Command):
+    """Take a waiting caller out of the carrier's queue; the carrier then reports QueueLeft and
+    carries out what the answer to that says."""
+
+    name = "leave"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ class CallStarted(CarrierEvent):
     from_number: str
     to_number: str
     direction: Direction = Direction.INBOUND
+    #: Only from the simulator console's "try a version": the number of the tenant's IVR flow
+    #: version this call hears instead of the published one (a draft, before it goes live).
+    flow_version: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +60,24 @@ class RecordingReady(CarrierEvent):
     recording_id: str
     url: str
     duration_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueWait(CarrierEvent):
+    """The carrier asks what a caller waiting in a queue hears next (Twilio's waitUrl); it asks
+    again once that has been played."""
+
+    call_id: str
+    queue_seconds: int | None = None  # how long the carrier has held the caller, if it says
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueLeft(CarrierEvent):
+    """The caller's time in the carrier's queue is over; the answer is what they hear next.
+    `result`: leave (after a Leave command), bridged (the agent's call ended), hangup, ..."""
+
+    call_id: str
+    result: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from depotline.db import Database
 from depotline.outbox import OutboxEvent
 from telephony_gateway import service
+from telephony_gateway.events import SmsStatus
 from telephony_gateway.providers.base import SmsProvider
 from telephony_gateway.providers.registry import Providers
 from telephony_gateway.repository import GatewayRepository
@@ -62,9 +63,17 @@ async def on_sms_requested(
 async def on_carrier_event(
     session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
 ) -> None:
-    """A carrier event that came through the outbox (the simulator's delivery reports)."""
+    """A carrier event that came through the outbox: the simulator's delivery reports, and
+    reports that arrived before their message was recorded (tried again a few times)."""
     carrier_event = service.event_from_payload(event.payload)
-    if event.tenant_id is not None and await service.first_sighting(session, carrier_event):
+    if event.tenant_id is None:
+        return
+    if isinstance(carrier_event, SmsStatus) and await service.before_its_message(
+        session, carrier_event
+    ):
+        service.defer_report(session, carrier_event, int(event.payload.get("attempt", 1)) + 1)
+        return
+    if await service.first_sighting(session, carrier_event):
         await service.apply_event(session, event.tenant_id, None, carrier_event)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID, uuid4
@@ -18,7 +17,6 @@ from litestar.response import Redirect, Template
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from depotline import outbox
 from depotline.auth import principal_of, requires, signed_in
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
@@ -30,69 +28,76 @@ from telephony_gateway.commands import Command
 from telephony_gateway.models import CarrierAccount
 from telephony_gateway.providers.base import InboundRequest
 from telephony_gateway.providers.registry import Providers
-from telephony_gateway.providers.simulator import handset_key, signed_form
+from telephony_gateway.providers.simulator import call_legs, handset_key, signed_form
 from telephony_gateway.repository import GatewayRepository
 
 log = structlog.get_logger(__name__)
 ADMINS = ("tenant_admin",)
-VOICE_KINDS = frozenset({"voice", "gather"})
 #: A queue's wait URL (Twilio's Enqueue waitUrl): asked what to play while a caller waits.
 WAIT_KIND = "wait"
-#: A delivery report can overtake the worker recording the carrier's answer (Kannel reports
-#: within milliseconds of taking a message): such a report is applied this much later.
-EARLY_REPORT_DELAY = timedelta(seconds=5)
+#: Webhooks the carrier wants an answer to: what the caller hears next.
+VOICE_KINDS = frozenset({"voice", "gather", WAIT_KIND, "queue-left"})
 
 
 # -- webhooks -----------------------------------------------------------------------------------
 async def locate_account(db: Database, inbound: InboundRequest) -> CarrierAccount | None:
     """The account a webhook is for: named in the callback URLs we hand out, or found from
     the dialled number. Nothing is changed before the signature is checked."""
+    async with db.session() as session:
+        return await account_in(session, inbound)
+
+
+async def account_in(session: AsyncSession, inbound: InboundRequest) -> CarrierAccount | None:
+    """`locate_account` inside the caller's transaction, which it leaves in the account's
+    tenant scope (row-level security): the rest of the webhook runs in the same transaction."""
+    repo = GatewayRepository(session)
     tenant, account = inbound.query.get("tenant"), inbound.query.get("account")
     if tenant and account:
         try:
             tenant_id, account_id = UUID(tenant), UUID(account)
         except ValueError:
             return None
-        with tenant_scope(tenant_id):
-            async with db.session() as session:
-                return await GatewayRepository(session).get_account(account_id)
+        return await repo.account_in_scope_of(tenant_id, account_id)
     dialled = inbound.form.get("To") or inbound.form.get("to") or inbound.query.get("to")
     if not dialled:
         return None
-    async with db.session() as session:
-        return await service.account_for_number(session, dialled)
+    return await service.account_for_number(session, dialled)
 
 
 async def take_in(
     db: Database, providers: Providers, provider_name: str, kind: str, inbound: InboundRequest
 ) -> tuple[str, str]:
-    """Verify, de-duplicate, apply; return the answer for the carrier (media type, body)."""
-    account = await locate_account(db, inbound)
-    if account is None or account.provider != provider_name:
-        log.warning("webhook for no known account", provider=provider_name, kind=kind)
-        raise PermissionDeniedException("Unknown or unsigned webhook")
-    handler: Any = providers.for_account(account)
-    if not handler.verify(inbound):
-        log.warning(
-            "forged or unsigned webhook refused",
-            provider=provider_name,
-            kind=kind,
-            account_id=str(account.id),
-        )
-        raise PermissionDeniedException("Unknown or unsigned webhook")
-    if kind == WAIT_KIND:
-        return _wait_answer(handler, provider_name, inbound)
-    try:
-        events: Sequence[ev.CarrierEvent] = handler.parse(kind, inbound)
-    except (KeyError, ValueError) as exc:
-        raise InvalidInput(f"Cannot read this {kind} webhook: {exc}") from None
+    """Verify, de-duplicate, apply; return the answer for the carrier (media type, body).
+
+    One transaction from the account lookup to the answer (a round trip to PostgreSQL saved is
+    most of what a webhook costs); it writes nothing before the signature is checked."""
     commands: list[Command] = []
     retried_answer: tuple[str, str] | None = None
-    with tenant_scope(account.tenant_id):
-        async with db.session() as session:
+    async with db.session() as session:
+        account = await account_in(session, inbound)
+        if account is None or account.provider != provider_name:
+            log.warning("webhook for no known account", provider=provider_name, kind=kind)
+            raise PermissionDeniedException("Unknown or unsigned webhook")
+        handler: Any = providers.for_account(account)
+        if not handler.verify(inbound):
+            log.warning(
+                "forged or unsigned webhook refused",
+                provider=provider_name,
+                kind=kind,
+                account_id=str(account.id),
+            )
+            raise PermissionDeniedException("Unknown or unsigned webhook")
+        wait_twiml = _wait_answer(handler, provider_name) if kind == WAIT_KIND else None
+        try:
+            events: Sequence[ev.CarrierEvent] = handler.parse(kind, inbound)
+        except (KeyError, ValueError) as exc:
+            raise InvalidInput(f"Cannot read this {kind} webhook: {exc}") from None
+        with tenant_scope(account.tenant_id):
             for event in events:
-                if await _before_its_message(session, event):
-                    _apply_later(session, event)
+                if isinstance(event, ev.SmsStatus) and await service.before_its_message(
+                    session, event
+                ):
+                    service.defer_report(session, event, attempt=1)
                     continue
                 if await service.first_sighting(session, event):
                     await service.apply_event(session, account.tenant_id, account.id, event)
@@ -103,7 +108,10 @@ async def take_in(
     if kind in VOICE_KINDS:
         if retried_answer is not None:
             return retried_answer  # a retried voice webhook gets the same answer again
-        media_type, body = handler.render(commands)
+        if wait_twiml is not None:
+            media_type, body = wait_twiml(inbound, commands)  # then the hold music
+        else:
+            media_type, body = handler.render(commands)
         await _remember_answer(providers, events, media_type, body)
         return media_type, body
     if provider_name == "twilio":
@@ -139,38 +147,16 @@ async def _earlier_answer(providers: Providers, event: ev.CarrierEvent) -> tuple
     return str(media_type), str(body)
 
 
-async def _before_its_message(
-    session: NamedDependency[AsyncSession], event: ev.CarrierEvent
-) -> bool:
-    """A status report on a message not yet known by the carrier's id: the worker that handed
-    it over has not recorded the carrier's answer yet (or it is not ours)."""
-    if not isinstance(event, ev.SmsStatus):
-        return False
-    repo = GatewayRepository(session)
-    return await repo.sms_by_provider_id(event.provider, event.message_id) is None
+WaitAnswer = Callable[[InboundRequest, Sequence[Command]], tuple[str, str]]
 
 
-def _apply_later(session: NamedDependency[AsyncSession], event: ev.CarrierEvent) -> None:
-    """Hand the report to the worker, delayed (as the simulator's reports travel), without
-    taking in its event id: taken in now, it would find no message and be lost for good."""
-    outbox.publish(
-        session, service.CARRIER_EVENT, service.event_payload(event), delay=EARLY_REPORT_DELAY
-    )
-    log.info(
-        "status report before its message is recorded: applied later",
-        provider=event.provider,
-        provider_event_id=event.provider_event_id,
-    )
-
-
-def _wait_answer(handler: object, provider_name: str, inbound: InboundRequest) -> tuple[str, str]:
-    """The hold music of a queue's wait URL: no event, nothing recorded, asked again each loop."""
-    wait_twiml: Callable[[InboundRequest], tuple[str, str]] | None = getattr(
-        handler, "wait_twiml", None
-    )
+def _wait_answer(handler: object, provider_name: str) -> WaitAnswer:
+    """How the provider answers a queue's wait URL: what the contact center says to the waiting
+    caller, then hold music until the carrier asks again."""
+    wait_twiml: WaitAnswer | None = getattr(handler, "wait_twiml", None)
     if wait_twiml is None:
         raise InvalidInput(f"{provider_name} has no queue wait webhook")
-    return wait_twiml(inbound)
+    return wait_twiml
 
 
 class WebhookRoutes(Controller):
@@ -483,7 +469,10 @@ class GatewayPages(Controller):
         db: NamedDependency[Database],
         providers: NamedDependency[Providers],
         caller: FromQuery[str] = "+8613800138000",
+        flow_version: FromQuery[int | None] = None,
     ) -> Template:
+        """`flow_version`: the IVR editor's "try it": the next call dialled hears that version
+        of the tenant's flow instead of the published one."""
         async with db.session() as session:
             numbers = [n for n in await GatewayRepository(session).numbers()]
         handset: list[Any] = []
@@ -493,6 +482,9 @@ class GatewayPages(Controller):
                 for item in await providers.redis.lrange(handset_key(caller), 0, 19)  # type: ignore[misc]
             ]
         transcript = request.session.get("simulator_transcript", []) if request.session else []
+        call = request.session.get("simulator_call")
+        # Supervisors the network brought onto the call (listen, whisper, barge).
+        legs = await call_legs(providers.redis, call["call_id"]) if call and providers.redis else []
         return render(
             request,
             "telephony_gateway/simulator.html",
@@ -500,7 +492,9 @@ class GatewayPages(Controller):
             caller=caller,
             handset=handset,
             transcript=transcript,
-            call=request.session.get("simulator_call"),
+            call=call,
+            legs=legs,
+            trial=flow_version,
         )
 
     @post("/simulator/{action:str}")
@@ -515,8 +509,13 @@ class GatewayPages(Controller):
         form = await form_of(request)
         caller, number = form.get("caller", "+8613800138000"), form.get("number", "")
         call = request.session.get("simulator_call") or {}
+        dialled = {"call_id": f"SIMCALL{uuid4().hex}", "from": caller, "to": number}
+        if form.get("flow_version", "").isdecimal():
+            dialled["flow_version"] = form["flow_version"]
+        on_call = {"call_id": call.get("call_id", ""), "to": call.get("to", "")}
         payloads = {
-            "dial": ("voice", {"call_id": f"SIMCALL{uuid4().hex}", "from": caller, "to": number}),
+            "dial": ("voice", dialled),
+            "wait": ("wait", dict(on_call)),  # the caller holds on: what do they hear now?
             "digits": (
                 "gather",
                 {
@@ -548,6 +547,7 @@ class GatewayPages(Controller):
             raise NotFound("No such simulator action")
         kind, fields = payloads[action]
         fields["event_id"] = uuid4().hex
+        steps: list[dict[str, Any]] = []
         try:
             account = await locate_account(db, InboundRequest("", "POST", {}, {}, fields))
             if account is None:
@@ -557,26 +557,58 @@ class GatewayPages(Controller):
             if account.tenant_id != principal_of(request).acting_tenant_id:
                 raise NotFound("No such number")
             secret = providers.webhook_secret(account)
-            body, headers = signed_form(secret, fields)
-            answer = await take_in(
-                db, providers, "simulator", kind, InboundRequest("", "POST", headers, {}, body)
-            )
+            todo = [(action, kind, fields)]
+            while todo and len(steps) < MAX_CONSOLE_STEPS:
+                step, kind, fields = todo.pop(0)
+                body, headers = signed_form(secret, fields)
+                answer = await take_in(
+                    db, providers, "simulator", kind, InboundRequest("", "POST", headers, {}, body)
+                )
+                heard = json.loads(answer[1]) if answer[0] == "application/json" else []
+                detail = fields.get("digits") or fields.get("body") or fields.get("to")
+                steps.append({"you": step, "detail": detail, "heard": heard})
+                todo += network_follow_ups(heard, fields.get("call_id", ""), fields.get("to", ""))
         except DomainError as exc:
             if isinstance(exc, NotFound):
                 raise
             flash(request, exc.detail, "error")
             return Redirect(path=f"/simulator?caller={quote(caller)}")
         transcript = list(request.session.get("simulator_transcript", []))[-30:]
-        transcript.append(
-            {
-                "you": action,
-                "detail": fields.get("digits") or fields.get("body") or fields.get("to"),
-                "heard": json.loads(answer[1]) if answer[0] == "application/json" else [],
-            }
-        )
+        transcript += steps
         request.session["simulator_transcript"] = transcript
         if action == "dial":
             request.session["simulator_call"] = {"call_id": fields["call_id"], "to": number}
         elif action == "hangup":
             request.session["simulator_call"] = None
         return Redirect(path=f"/simulator?caller={quote(caller)}")
+
+
+#: Requests one press of a console button may make (the press and what the network does next).
+MAX_CONSOLE_STEPS = 4
+
+
+def network_follow_ups(
+    heard: Sequence[dict[str, Any]], call_id: str, to: str
+) -> list[tuple[str, str, dict[str, str]]]:
+    """What the simulated network does on its own after an answer, as a carrier would: a Leave
+    takes the caller out of the queue (and asks what next); a Record records a short message
+    from the caller (and reports it)."""
+    follow: list[tuple[str, str, dict[str, str]]] = []
+    for command in heard:
+        if command.get("command") == "leave":
+            follow.append(
+                ("left_queue", "queue-left", {"call_id": call_id, "to": to, "result": "leave"})
+            )
+        elif command.get("command") == "record":
+            recording = f"SIMREC{uuid4().hex}"
+            fields = {
+                "call_id": call_id,
+                "to": to,
+                "recording_id": recording,
+                "url": f"https://simulator.invalid/recordings/{recording}.wav",
+                "duration": "8",
+            }
+            follow.append(("recorded", "recording", fields))
+    for _, _, fields in follow:
+        fields["event_id"] = uuid4().hex
+    return follow

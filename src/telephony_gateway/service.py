@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import phonenumbers
@@ -19,7 +19,13 @@ from depotline.auth import Principal
 from depotline.db import utcnow
 from depotline.errors import Conflict, InvalidInput
 from telephony_gateway import events as ev
-from telephony_gateway.commands import SendSms
+from telephony_gateway.commands import (
+    Command,
+    Monitor,
+    MonitorMode,
+    SendSms,
+    Unsupported,
+)
 from telephony_gateway.models import (
     CarrierAccount,
     PhoneNumber,
@@ -31,6 +37,9 @@ from telephony_gateway.models import (
 from telephony_gateway.providers.base import CarrierRefused, OutcomeUnknown, SmsProvider, SmsReceipt
 from telephony_gateway.repository import GatewayRepository
 from telephony_gateway.sms_encoding import shape
+
+if TYPE_CHECKING:
+    from telephony_gateway.providers.registry import Providers
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +77,39 @@ def e164(raw: str, region: str = "CN", *, field: str = "to") -> str:
 def backoff(attempt: int) -> timedelta:
     """2, 4, 8, 16 ... seconds, at most five minutes."""
     return timedelta(seconds=min(300, 2**attempt))
+
+
+#: A delivery report can overtake the worker recording the carrier's answer (Kannel reports
+#: within milliseconds of taking a message; Twilio may answer a send slowly): such a report is
+#: applied later, first after EARLY_REPORT_DELAY, then twice as long each time, at most
+#: EARLY_REPORT_ATTEMPTS times (5 + 10 + 20 + 40 + 80 s) before it is dropped, logged.
+EARLY_REPORT_DELAY = timedelta(seconds=5)
+EARLY_REPORT_ATTEMPTS = 5
+
+
+async def before_its_message(session: AsyncSession, event: ev.SmsStatus) -> bool:
+    """A status report on a message not yet known by the carrier's id: the worker that handed
+    it over has not recorded the carrier's answer yet (or it is not ours)."""
+    repo = GatewayRepository(session)
+    return await repo.sms_by_provider_id(event.provider, event.message_id) is None
+
+
+def defer_report(session: AsyncSession, event: ev.SmsStatus, attempt: int) -> bool:
+    """Hand a report on a message not recorded yet to the worker, to be applied later (its
+    event id is not taken in: taken in now, it would find no message and be lost for good).
+    False, and logged, once it has been tried EARLY_REPORT_ATTEMPTS times: then it is dropped."""
+    where = {"provider": event.provider, "provider_event_id": event.provider_event_id}
+    if attempt > EARLY_REPORT_ATTEMPTS:
+        log.warning("status report dropped: its message was never recorded", **where)
+        return False
+    delay = EARLY_REPORT_DELAY * 2 ** (attempt - 1)
+    outbox.publish(
+        session, CARRIER_EVENT, {**event_payload(event), "attempt": attempt}, delay=delay
+    )
+    log.info(
+        "status report before its message is recorded: applied later", attempt=attempt, **where
+    )
+    return True
 
 
 # -- accounts and numbers -----------------------------------------------------------------------
@@ -182,7 +224,10 @@ async def send_sms(
     repo.add(sms)
     await repo.flush()
     if not opted_out:
-        outbox.publish(session, SMS_REQUESTED, {"sms_id": str(sms.id)})
+        # `to` and the start of `body` are for followers of the topic (the customer timeline).
+        outbox.publish(
+            session, SMS_REQUESTED, {"sms_id": str(sms.id), "to": recipient, "body": body[:160]}
+        )
     return sms
 
 
@@ -354,11 +399,66 @@ async def apply_event(
     elif isinstance(event, ev.SmsReceived):
         assert account_id is not None
         await receive_sms(session, tenant_id, account_id, event)
-    else:
+    elif not isinstance(event, ANSWERED_ONLY):
         if isinstance(event, ev.CallEnded):
             await record_call_usage(session, tenant_id, event, event.direction)
-        # Calls belong to the contact center; it subscribes to these.
+        # Calls belong to the contact center; it (and the customer timeline) subscribes to these.
         outbox.publish(session, CALL_EVENT, event_payload(event))
+
+
+#: Events that only ask the contact center what to say, answered in the webhook itself: nobody
+#: follows them through the outbox (the IVR's keys, a waiting caller's carrier asking every
+#: few seconds), so none is written there. Calls starting and ending, recordings: followed.
+ANSWERED_ONLY = (ev.DigitsGathered, ev.QueueWait, ev.QueueLeft)
+
+
+# -- commands on a live call ----------------------------------------------------------------------
+async def monitor_call(
+    session: AsyncSession,
+    providers: Providers,
+    *,
+    number: str,
+    call_id: str,
+    supervisor_endpoint: str,
+    mode: MonitorMode,
+) -> str:
+    """Bring a supervisor's leg onto the live call `call_id` (the carrier's id) that came in on
+    `number`: listen (muted), whisper (only the agent hears) or barge (everyone hears); asked
+    again, the leg changes mode. Returns the leg's id at the carrier.
+
+    A provider carries this out with a `monitor` method (the simulator does). Twilio has none:
+    its Monitor TwiML joins the conference named by the call, and Depotline does not bridge
+    agents through conferences yet, so a leg would join an empty room; it raises Unsupported."""
+    phone = await tenant_of_number(session, number)
+    account = await GatewayRepository(session).get_account(phone.account_id) if phone else None
+    if account is None:
+        raise Conflict("No carrier account serves this call's number", field="number")
+    command = Monitor(call_id, supervisor_endpoint, mode)
+    carrier: Any = providers.for_account(account)
+    monitor = getattr(carrier, "monitor", None)
+    if monitor is None:
+        raise Unsupported(carrier.name, command)
+    leg: str = await monitor(command)
+    return leg
+
+
+async def control_call(
+    session: AsyncSession, providers: Providers, *, number: str, call_id: str, command: Command
+) -> None:
+    """Have the carrier carry out `command` (hold, back to the agent, a queue, a conference, hang
+    up) on the call in progress `call_id` (the carrier's id) that came in on `number`. Now, in
+    the caller's transaction: if the carrier refuses, the change that asked for it is undone.
+    A provider does this with a `control` method (the simulator does); without one it raises
+    Unsupported."""
+    phone = await tenant_of_number(session, number)
+    account = await GatewayRepository(session).get_account(phone.account_id) if phone else None
+    if account is None:
+        raise Conflict("No carrier account serves this call's number", field="number")
+    carrier: Any = providers.for_account(account)
+    control = getattr(carrier, "control", None)
+    if control is None:
+        raise Unsupported(carrier.name, command)
+    await control(call_id, command)
 
 
 # -- events through the outbox --------------------------------------------------------------------
@@ -371,6 +471,8 @@ EVENT_TYPES: dict[str, type[ev.CarrierEvent]] = {
         ev.RecordingReady,
         ev.CallAnswered,
         ev.CallEnded,
+        ev.QueueWait,
+        ev.QueueLeft,
         ev.LegBridged,
         ev.SmsReceived,
         ev.SmsStatus,

@@ -150,10 +150,36 @@ class SimulatedCarrier:
                 answer = await self._webhook(
                     "gather", {"call_id": call_id, "digits": pressed, "to": self.number}
                 )
-                commands = json.loads(answer)
+                # An empty answer (a waiting caller's offer declined): on with the rest.
+                commands = json.loads(answer) or commands
             elif name == "hangup":
                 transcript.lines.append("(the call was hung up)")
                 break
+            elif name in ("enqueue", "pause") and (name == "pause" or command.get("announcements")):
+                # The caller holds on; the network asks what they hear next (the wait URL).
+                line = "(on hold)" if name == "pause" else f"(waits in queue {command['queue']})"
+                transcript.lines.append(line)
+                answer = await self._webhook("wait", {"call_id": call_id, "to": self.number})
+                commands = json.loads(answer)
+            elif name == "leave":
+                transcript.lines.append("(left the queue)")
+                answer = await self._webhook(
+                    "queue-left", {"call_id": call_id, "to": self.number, "result": "leave"}
+                )
+                commands = json.loads(answer)
+            elif name == "record":
+                recording = f"SIMREC{uuid4().hex}"
+                await self._webhook(
+                    "recording",
+                    {
+                        "call_id": call_id,
+                        "to": self.number,
+                        "recording_id": recording,
+                        "url": f"https://simulator.invalid/recordings/{recording}.wav",
+                        "duration": "8",
+                    },
+                )
+                transcript.lines.append("recorded: a message of 8 s")
             else:
                 transcript.lines.append(f"({name})")
         await self._webhook(

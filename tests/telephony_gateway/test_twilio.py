@@ -89,7 +89,8 @@ def test_the_provider_is_each_kind_of_provider() -> None:
     assert sms.name == webhooks.name == voice.name == "twilio"
     assert voice.supported == {
         "answer", "say", "play", "gather", "enqueue", "hold", "connect_agent", "transfer",
-        "conference", "monitor", "recording", "hangup", "place_call", "send_sms",
+        "conference", "monitor", "recording", "hangup", "place_call", "send_sms", "pause",
+        "record", "leave",
     }  # fmt: skip
 
 

@@ -14,10 +14,18 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
+from contact_center import desk, flows, ivr
 from contact_center import service as contact_center
+from contact_center.models import Call
+from customers import service as customers
+from customers.schemas import CustomerIn
 from depotline.db import Database, tenant_scope
+from pickup import service as pickup
+from pickup.repository import OrderFilter, PickupRepository
+from pickup.schemas import DepotIn, ZoneIn
 from telephony_gateway import service as gateway
 from tenant.repository import TenantRepository
+from tests.pickup.conftest import order_in as pickup_probe_order
 from tests.tenant.conftest import Demo, MakeClient, csrf_of, sign_in
 from tests.tenant.test_seats import principal, take
 
@@ -37,6 +45,9 @@ ANY_BODY = {
     "starts_on": "2026-01-01",
     "issuer": "https://sso.example.test",
     "password": "long-enough-password",
+    "depot_id": "00000000-0000-0000-0000-000000000000",
+    "window_start": "2026-01-01T10:00:00",
+    "window_end": "2026-01-01T12:00:00",
 }
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
@@ -73,6 +84,35 @@ async def b_records(db: Database, world: Demo) -> dict[str, str]:
             block = await contact_center.block_number(
                 session, admin, "+85291230000", "B's blocklist"
             )
+            # B's admin is on B's floor: `user_id` names an agent the console could act on.
+            await contact_center.agent_signs_in(session, world.users["admin@harbour.test"], harbour)
+            flow = await flows.save_draft(session, admin, ivr.to_json(ivr.DEMO_FLOW))
+            # A call on B's line and a wrap-up code of B's (the agent desk's identifiers).
+            b_call = Call(
+                provider="simulator",
+                provider_call_id="b-call-1",
+                from_number="+85291234567",
+                to_number="+85230000001",
+            )
+            session.add(b_call)
+            code = await desk.add_code(session, admin, "wrap_up", "B's code")
+            # A customer of B's and an import of B's (the customers domain's identifiers).
+            b_customer = await customers.create_customer(
+                session, admin, CustomerIn(name="B's customer", phones=["+85291239999"])
+            )
+            b_import = await customers.start_import(
+                session, admin, file_name="b.csv", content=b"name,phone\nB,+85291238888\n"
+            )
+            # A depot, a zone and an order of B's (pickup's identifiers).
+            b_depot = await pickup.save_depot(
+                session, DepotIn(name="B's depot", code="BD", address="B's yard")
+            )
+            b_zone = await pickup.save_zone(
+                session, ZoneIn(name="B's zone", depot_id=b_depot.id, postal_codes=["999xxx"])
+            )
+            b_order = (
+                await pickup.create_order(session, pickup.Actor.system("B"), pickup_probe_order())
+            ).order
             assignment = next(
                 a for a in await TenantRepository(session).assignments() if a.client_id == harbour
             )
@@ -86,6 +126,14 @@ async def b_records(db: Database, world: Demo) -> dict[str, str]:
         "token": "not-a-token-of-anyone",
         "message_id": sms.message_id,
         "entry_id": str(block.id),
+        "version_id": str(flow.version.id),
+        "call_id": str(b_call.id),
+        "code_id": str(code.id),
+        "customer_id": str(b_customer.id),
+        "import_id": str(b_import.id),
+        "depot_id": str(b_depot.id),
+        "zone_id": str(b_zone.id),
+        "order_id": str(b_order.id),
     }
 
 
@@ -132,7 +180,14 @@ async def b_state(db: Database, world: Demo) -> tuple[object, ...]:
             members = [(m.user_id, m.role) for m, _ in await repo.members([harbour])]
             seats = [(s.id, s.ended_at) for s in await repo.seat_sessions()]
             assignments = [(a.id, a.revoked_at) for a in await repo.assignments()]
-    return leases, keys, members, seats, assignments
+            pickups = PickupRepository(session)
+            orders = [
+                (o.id, o.status, o.depot_id, o.window_start)
+                for o in await pickups.orders(OrderFilter())
+            ]
+            depots = [(d.id, d.name, d.active) for d in await pickups.depots()]
+            zones = [(z.id, z.active, z.priority) for z in await pickups.zones()]
+    return leases, keys, members, seats, assignments, orders, depots, zones
 
 
 async def check_isolation(

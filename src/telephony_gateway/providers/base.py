@@ -78,6 +78,15 @@ class VoiceProvider(Protocol):
         ...
 
 
+class CallControlProvider(Protocol):
+    name: str
+
+    async def control(self, call_id: str, command: Command) -> None:
+        """Carry out `command` on the call in progress (hold, transfer, conference, hang up).
+        Raises Unsupported for a command it cannot carry out."""
+        ...
+
+
 def settings_value(settings: Mapping[str, Any], key: str) -> str:
     value = settings.get(key)
     if not isinstance(value, str) or not value:

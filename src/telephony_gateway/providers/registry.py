@@ -86,6 +86,7 @@ class Providers:
                 api_base=str(account.settings.get("api_base", "https://api.twilio.com")),
                 webhook_base_url=f"{self.public_url}/webhooks/twilio?{query}",
                 http=self.http,
+                public_url=self.public_url,
             )
         from telephony_gateway.providers.kannel import KannelSms
 

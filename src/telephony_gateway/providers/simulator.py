@@ -16,11 +16,13 @@ from redis.asyncio import Redis
 
 from depotline.db import utcnow
 from telephony_gateway import events as ev
-from telephony_gateway.commands import Command, SendSms
+from telephony_gateway.commands import Command, Hangup, Monitor, Pause, SendSms, Unsupported
 from telephony_gateway.providers.base import CarrierRefused, InboundRequest, SmsReceipt
 
 SIGNATURE_HEADER = "x-depotline-signature"
 HANDSET_KEEP = 50
+#: Seconds of hold between two questions of the simulated network for a waiting caller.
+WAIT_SECONDS = 20
 #: Numbers the simulated network does not know (like a carrier's "unknown subscriber").
 UNKNOWN_SUBSCRIBER_SUFFIX = "0000"
 
@@ -31,6 +33,40 @@ def handset_key(number: str) -> str:
 
 def failures_key(number: str) -> str:
     return f"depotline:simulator:fail:{number}"
+
+
+def control_key(call_id: str) -> str:
+    return f"depotline:simulator:control:{call_id}"
+
+
+#: Commands the simulated network carries out on a call in progress.
+CALL_CONTROL = frozenset(
+    {"hold", "connect_agent", "transfer", "conference", "enqueue", "place_call", "hangup"}
+)
+CONTROL_KEPT_SECONDS = 12 * 3600
+
+
+async def call_control_log(redis: Redis, call_id: str) -> list[dict[str, Any]]:
+    """What the simulated network was told to do with a call in progress, oldest first: each
+    command as `describe` shows it, with the moment it was carried out."""
+    entries = await redis.lrange(control_key(call_id), 0, -1)  # type: ignore[misc]
+    return [json.loads(entry) for entry in entries]
+
+
+def legs_key(call_id: str) -> str:
+    return f"depotline:simulator:legs:{call_id}"
+
+
+#: How long the simulated network remembers who joined a call (longer than any call lasts).
+LEGS_KEPT_SECONDS = 12 * 3600
+
+
+async def call_legs(redis: Redis, call_id: str) -> list[dict[str, str]]:
+    """The supervisors' legs on a simulated call: endpoint, mode (listen, whisper, barge),
+    leg id and when it joined or last changed mode."""
+    legs = await redis.hgetall(legs_key(call_id))  # type: ignore[misc]
+    found = [json.loads(value) for value in legs.values()]
+    return sorted(found, key=lambda leg: str(leg["at"]))
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -55,6 +91,9 @@ class SimulatorProvider:
             "hangup",
             "place_call",
             "send_sms",
+            "pause",
+            "record",
+            "leave",
         }
     )
 
@@ -108,6 +147,37 @@ class SimulatorProvider:
         )
         return SmsReceipt(sid, ev.SmsState.QUEUED, reports)
 
+    async def monitor(self, command: Monitor) -> str:
+        """A supervisor's leg joins the call in the command's mode; asked again, the same leg
+        changes mode (listen, whisper, barge), as on a carrier's conference. Returns the leg id."""
+        if self.redis is None:
+            raise CarrierRefused("the simulated network keeps call legs in Redis", retryable=False)
+        key = legs_key(command.call_id)
+        known = await self.redis.hget(key, command.supervisor_endpoint)  # type: ignore[misc]
+        leg_id = json.loads(known)["leg_id"] if known else f"SIMLEG{uuid4().hex}"
+        leg = {
+            "leg_id": leg_id,
+            "endpoint": command.supervisor_endpoint,
+            "mode": command.mode.value,
+            "at": utcnow().isoformat(),
+        }
+        await self.redis.hset(key, command.supervisor_endpoint, json.dumps(leg))  # type: ignore[misc]
+        await self.redis.expire(key, LEGS_KEPT_SECONDS)
+        return str(leg_id)
+
+    async def control(self, call_id: str, command: Command) -> None:
+        """Carry out a command on a call in progress: the caller is put on hold, back to the
+        agent, into a queue or a conference, or hung up. Kept per call, for the console and
+        tests to see."""
+        if command.name not in CALL_CONTROL:
+            raise Unsupported(self.name, command)
+        if self.redis is None:
+            raise CarrierRefused("the simulated network keeps calls in Redis", retryable=False)
+        key = control_key(call_id)
+        done = {**describe(command), "at": utcnow().isoformat()}
+        await self.redis.rpush(key, json.dumps(done, ensure_ascii=False))  # type: ignore[misc]
+        await self.redis.expire(key, CONTROL_KEPT_SECONDS)
+
     def render(self, commands: Sequence[Command]) -> tuple[str, str]:
         """What the simulated caller hears and does next, as JSON (the simulator's TwiML)."""
         return "application/json", json.dumps([describe(c) for c in commands], ensure_ascii=False)
@@ -122,9 +192,38 @@ class SimulatorProvider:
         event_id = form.get("event_id") or uuid4().hex
         base: dict[str, Any] = {"provider": self.name, "provider_event_id": event_id}
         if kind == "voice":
+            version = form.get("flow_version") or None
+            if version is not None and not version.isdecimal():
+                raise ValueError(f"flow_version '{version}' is not a version number")
             return [
                 ev.CallStarted(
-                    **base, call_id=form["call_id"], from_number=form["from"], to_number=form["to"]
+                    **base,
+                    call_id=form["call_id"],
+                    from_number=form["from"],
+                    to_number=form["to"],
+                    flow_version=int(version) if version else None,
+                )
+            ]
+        if kind == "wait":
+            waited = form.get("queue_seconds", "")
+            return [
+                ev.QueueWait(
+                    **base,
+                    call_id=form["call_id"],
+                    queue_seconds=int(waited) if waited.isdecimal() else None,
+                )
+            ]
+        if kind == "queue-left":
+            result = form.get("result", "leave")
+            return [ev.QueueLeft(**base, call_id=form["call_id"], result=result)]
+        if kind == "recording":
+            return [
+                ev.RecordingReady(
+                    **base,
+                    call_id=form["call_id"],
+                    recording_id=form["recording_id"],
+                    url=form["url"],
+                    duration_seconds=int(form.get("duration", "0")),
                 )
             ]
         if kind == "gather":
@@ -149,6 +248,15 @@ class SimulatorProvider:
                 )
             ]
         raise ValueError(f"the simulator sends no '{kind}' webhooks")
+
+    def wait_twiml(
+        self, request: InboundRequest, commands: Sequence[Command] = ()
+    ) -> tuple[str, str]:
+        """What a waiting caller hears before the simulated network asks again: the answer,
+        then a stretch of (silent) hold, unless the answer ends the call."""
+        if commands and isinstance(commands[-1], Hangup):
+            return self.render(commands)
+        return self.render([*commands, Pause(WAIT_SECONDS)])
 
 
 def describe(command: Command) -> dict[str, Any]:

@@ -37,10 +37,13 @@ from telephony_gateway.commands import (
     Gather,
     Hangup,
     Hold,
+    Leave,
     Monitor,
     MonitorMode,
+    Pause,
     PlaceCall,
     Play,
+    Record,
     Recording,
     RecordingAction,
     Say,
@@ -102,7 +105,7 @@ class TwilioProvider:
     renderable = frozenset(
         {
             "answer", "say", "play", "gather", "enqueue", "hold", "connect_agent", "transfer",
-            "conference", "monitor", "hangup",
+            "conference", "monitor", "hangup", "pause", "record", "leave",
         }
     )  # fmt: skip
     #: Everything it can carry out: TwiML, plus the REST ones (`execute`, `send_sms`).
@@ -118,13 +121,17 @@ class TwilioProvider:
         webhook_base_url: str | None = None,
         webhook_signing_secret: str | None = None,
         hold_music_url: str | None = None,
+        public_url: str | None = None,
     ) -> None:
         """`webhook_base_url` (e.g. https://depotline.example/webhooks/twilio; a query such as
         ?tenant=...&account=... stays on every URL) is where the webhooks above are mounted;
         without it TwiML names no callback URLs (a Gather then posts back to the document's own
         URL) and PlaceCall needs TwiML of its own.
         `webhook_signing_secret` is the secret of a Twilio SharedKey, for webhooks Twilio signs
-        with one (they carry X-Twilio-Webhooks-Signature-Settings); others use the Auth Token."""
+        with one (they carry X-Twilio-Webhooks-Signature-Settings); others use the Auth Token.
+        `public_url` (e.g. https://depotline.example) is the address Twilio calls: behind a
+        proxy the request reaches us at another URL, and Twilio signed the public one."""
+        self.public_url = public_url.rstrip("/") if public_url else None
         self.account_sid = account_sid
         self._auth_token = auth_token
         self._signing_secret = webhook_signing_secret
@@ -289,11 +296,36 @@ class TwilioProvider:
             elif isinstance(command.prompt, Play):
                 gather.play(command.prompt.url)
         elif isinstance(command, Enqueue):
-            wait_url = None
-            if command.music_url:
-                # waitUrl must answer TwiML, not audio: Depotline's /wait plays the music.
-                wait_url = self._webhook("wait", music=command.music_url)
-            response.enqueue(command.queue, wait_url=wait_url)
+            wait_url = action = None
+            with_music = {"music": command.music_url} if command.music_url else {}
+            if command.music_url or (command.announcements and self.webhook_base_url):
+                # waitUrl must answer TwiML, not audio: Depotline's /wait plays the music (and
+                # says what the contact center has to say to a waiting caller).
+                wait_url = self._webhook("wait", **with_music)
+            if command.announcements and self.webhook_base_url:
+                # Asked when the caller leaves the queue (a Leave, or the agent's call ended).
+                action = self._webhook("queue-left")
+            response.enqueue(command.queue, wait_url=wait_url, action=action)
+        elif isinstance(command, Pause):
+            response.pause(length=command.seconds)
+        elif isinstance(command, Record):
+            callbacks: dict[str, Any] = {}
+            if self.webhook_base_url:
+                # Both report the recording (the same RecordingSid, taken in once); the action's
+                # empty answer then ends the call.
+                callbacks = {
+                    "action": self._webhook("recording"),
+                    "recording_status_callback": self._webhook("recording"),
+                    "recording_status_callback_event": "completed",
+                }
+            response.record(
+                max_length=command.max_seconds,
+                finish_on_key=command.finish_on_key,
+                play_beep=command.beep,
+                **callbacks,
+            )
+        elif isinstance(command, Leave):
+            response.leave()
         elif isinstance(command, Hold):
             music = command.music_url or self.hold_music_url
             if music:
@@ -338,10 +370,17 @@ class TwilioProvider:
         else:
             dial.client(endpoint.removeprefix("client:"), **callbacks)
 
-    def wait_twiml(self, request: InboundRequest) -> tuple[str, str]:
-        """The answer to {webhook_base_url}/wait?music=...: the queue music, once through
-        (Twilio asks again when it ends)."""
+    def wait_twiml(
+        self, request: InboundRequest, commands: Sequence[Command] = ()
+    ) -> tuple[str, str]:
+        """The answer to {webhook_base_url}/wait?music=...: what the contact center says to
+        the waiting caller (`commands`), then the queue music once through, or a pause (Twilio
+        asks again when it ends)."""
         response = VoiceResponse()
+        for command in commands:
+            self._render_one(response, command, None)
+        if commands and isinstance(commands[-1], Hangup):
+            return XML, str(response.to_xml())
         music = request.query.get("music")
         if music:
             response.play(music)
@@ -365,7 +404,19 @@ class TwilioProvider:
             secret, algorithm = self._signing_secret, get_signature_algorithm(settings)
         params = dict(request.form) if request.method.upper() == "POST" else {}
         validator = RequestValidator(secret)
-        return bool(validator.validate(request.url, params, signature, algorithm))
+        return any(
+            validator.validate(url, params, signature, algorithm)
+            for url in dict.fromkeys([self._public_request_url(request.url), request.url])
+        )
+
+    def _public_request_url(self, url: str) -> str:
+        """The URL Twilio called, as Twilio signed it: the request's path and query under
+        `public_url` (a proxy in front of Depotline changes scheme, host and port)."""
+        if not self.public_url:
+            return url
+        public, called = urlsplit(self.public_url), urlsplit(url)
+        path = public.path.rstrip("/") + called.path
+        return urlunsplit((public.scheme, public.netloc, path, called.query, ""))
 
     def parse(self, kind: str, request: InboundRequest) -> Sequence[ev.CarrierEvent]:
         """Twilio's webhook of `kind` as Depotline's events; [] for one that reports nothing
@@ -389,6 +440,8 @@ class TwilioProvider:
             ]
         if kind == "gather":
             return self._gather(request)
+        if kind in ("wait", "queue-left"):
+            return self._queue(kind, request)
         if kind == "status":
             return self._call_status(form)
         if kind == "recording":
@@ -463,6 +516,21 @@ class TwilioProvider:
                 )
             ]
         return []  # the caller gave nothing before the timeout
+
+    def _queue(self, kind: str, request: InboundRequest) -> list[ev.CarrierEvent]:
+        """The waitUrl (QueueWait) and the Enqueue action (QueueLeft). Twilio asks the waitUrl
+        again and again: each request is told apart by its idempotency token, else by the URL
+        and the seconds the caller has waited (QueueTime)."""
+        form = request.form
+        sid = _required(form, "CallSid")
+        token = _header(request.headers, IDEMPOTENCY_HEADER)
+        waited = form.get("QueueTime", "")
+        key = token or f"{urlsplit(request.url).query}:{waited}:{form.get('QueueResult', '')}"
+        base: dict[str, Any] = {"provider": self.name, "provider_event_id": f"{sid}:{kind}:{key}"}
+        if kind == "wait":
+            seconds = int(waited) if waited.isdecimal() else None
+            return [ev.QueueWait(**base, call_id=sid, queue_seconds=seconds)]
+        return [ev.QueueLeft(**base, call_id=sid, result=form.get("QueueResult") or "leave")]
 
     def _call_status(self, form: Mapping[str, str]) -> list[ev.CarrierEvent]:
         sid = _required(form, "CallSid")

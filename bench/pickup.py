@@ -1,0 +1,456 @@
+"""Pickup booking and dispatch on this machine, in one run.
+
+    .venv/bin/python bench/pickup.py
+
+Against a fresh database of its own, with SwiftFreight's depots and zones (three depots, postal
+prefix zones and a polygon, no capacity limits) and a tenant API key, measures:
+
+(a) bookings accepted per second: `POST /api/v1/pickup/orders` (each with an Idempotency-Key,
+    a new customer and address, so no booking is a duplicate) answered 201 by one
+    `depotline serve` process, CONCURRENCY requests in flight, as fast as it goes. No worker
+    runs in this phase, so what is measured is the booking alone (rules, duplicate check, the
+    order number, the order, its timeline line and its outbox events in one transaction).
+(b) time from booking to dispatch decision at a steady RATE bookings a second (open loop: a
+    booking is sent every 1/RATE s whatever the answers) for PACED_SECONDS, with a
+    `depotline worker` running: `dispatched_at - created_at` of every order, both stamped by
+    Depotline, p50/p95/p99; and the API's answer time at that rate.
+
+Uses the embedded PostgreSQL and Redis in a temporary directory, or DATABASE_URL (an owner URL;
+a database is created on that server and dropped afterwards) and REDIS_URL when set. Prints a
+table and writes bench/results/pickup.json. Bounded: fixed numbers of bookings, and the wait for
+dispatch stops after DISPATCH_WAIT_SECONDS.
+"""
+
+# ruff: noqa: E402  (sys.path is set right before the imports)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the package it measures: `pickup` must mean src/pickup. The other
+# benchmarks' helpers (bench/webhooks.py) stay importable from the end of the path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import text
+from webhooks import app_server, free_port, servers
+
+from depotline import migrations
+from depotline.auth import Principal
+from depotline.config import Settings
+from depotline.db import Database, tenant_scope
+from depotline.migrations import create_database, drop_database
+from depotline.observability import configure_logging
+from pickup import service
+from pickup.schemas import DepotIn, SettingsIn, ZoneIn
+from tenant import demo as tenant_demo
+from tenant import service as tenancy
+from tenant.repository import TenantRepository
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "pickup.json"
+
+CONCURRENCY = 16
+WARMUP = 30
+ROUNDS = 3
+BOOKINGS_PER_ROUND = 300
+RATE = 50.0  # bookings a second in (b)
+PACED_SECONDS = 20
+DISPATCH_WAIT_SECONDS = 60.0
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: Where the bench's customers live: Guangzhou North, Guangzhou South, Shenzhen, the park.
+POSTAL = ["510410", "510800", "510300", "510220", "518057", "518000"]
+SCIENCE_PARK = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [113.935, 22.525],
+            [113.960, 22.525],
+            [113.960, 22.555],
+            [113.935, 22.555],
+            [113.935, 22.525],
+        ]
+    ],
+}
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+# -- the tenant ---------------------------------------------------------------------------------
+async def prepare(settings: Settings) -> tuple[UUID, str]:
+    """The demo tenants, SwiftFreight's depots and zones, and an API key that may book."""
+    db = Database(settings.app_url, pool_size=2)
+    try:
+        await tenant_demo.seed(db)
+        async with db.session() as session:
+            tenant = await TenantRepository(session).tenant_by_slug("swiftfreight")
+            admin_user = await TenantRepository(session).user_by_email("admin@swiftfreight.test")
+        assert tenant is not None and admin_user is not None
+        admin = Principal(
+            user_id=admin_user.id,
+            name="bench",
+            home_tenant_id=tenant.id,
+            acting_tenant_id=tenant.id,
+            acting_tenant_name=tenant.name,
+            acting_tenant_kind=str(tenant.kind),
+            role="tenant_admin",
+            via="session",
+        )
+        with tenant_scope(tenant.id):
+            async with db.session() as session:
+                await service.save_rules(session, SettingsIn(order_prefix="SF"))
+                depots = {}
+                for name, code in (
+                    ("Guangzhou North", "GZN"),
+                    ("Guangzhou South", "GZS"),
+                    ("Shenzhen", "SZ"),
+                ):
+                    depots[name] = await service.save_depot(
+                        session, DepotIn(name=name, code=code, address=f"{name} depot")
+                    )
+                for name, depot, priority, codes, polygon in (
+                    ("Baiyun and Huadu", "Guangzhou North", 10, ["5104xx", "5108xx"], None),
+                    ("Guangzhou", "Guangzhou South", 0, ["510xxx"], None),
+                    ("Shenzhen", "Shenzhen", 0, ["518xxx"], None),
+                    ("Science Park", "Shenzhen", 20, [], SCIENCE_PARK),
+                ):
+                    await service.save_zone(
+                        session,
+                        ZoneIn(
+                            name=name,
+                            depot_id=depots[depot].id,
+                            priority=priority,
+                            postal_codes=codes,
+                            geojson=polygon,
+                        ),
+                    )
+                _, raw = await tenancy.create_api_key(
+                    session, admin, "bench", "tenant_admin", ["read", "write"]
+                )
+        return tenant.id, raw
+    finally:
+        await db.dispose()
+
+
+def booking(n: int, day: date) -> dict[str, Any]:
+    """A distinct, valid pickup: its own customer and address (never a duplicate)."""
+    postal = POSTAL[n % len(POSTAL)]
+    start = datetime.combine(day, clock(9 + n % 7))
+    sender: dict[str, Any] = {
+        "name": f"Bench customer {n}",
+        "phone": f"+86139{n:08d}",
+        "address": f"Bench road {n}",
+        "postal_code": postal,
+    }
+    if n % 10 == 0:  # some are placed on the map, inside the park polygon
+        sender.update(lat=22.54, lon=113.95)
+    return {
+        "sender": sender,
+        "window_start": start.isoformat(),
+        "window_end": (start + timedelta(hours=2)).isoformat(),
+        "parcels": [{"count": 1 + n % 3, "weight_kg": 1.5}],
+        "notes": "bench",
+    }
+
+
+# -- processes ----------------------------------------------------------------------------------
+@contextmanager
+def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`depotline worker` (the outbox relay and the jobs) until the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "depotline", "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(3)  # arq connects and runs the relay once at start-up
+        if process.poll() is not None:
+            raise RuntimeError("the worker exited:\n" + log.read_text()[-3000:])
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+# -- (a) throughput -----------------------------------------------------------------------------
+@dataclass
+class Round:
+    bookings: int
+    seconds: float
+    per_second: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+
+async def throughput(base: str, key: str, day: date, first: int) -> tuple[list[Round], int]:
+    headers = {"authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    rounds: list[Round] = []
+    counter = first
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def run(total: int) -> Round:
+            nonlocal counter
+            numbers = iter(range(counter, counter + total))
+            counter += total
+            latencies: list[float] = []
+            errors = 0
+
+            async def worker() -> None:
+                nonlocal errors
+                for n in numbers:
+                    began = time.perf_counter()
+                    try:
+                        response = await client.post(
+                            "/api/v1/pickup/orders",
+                            json=booking(n, day),
+                            headers={**headers, "Idempotency-Key": f"bench-{n}"},
+                        )
+                        ok = response.status_code == 201
+                    except httpx.HTTPError:
+                        ok = False
+                    latencies.append(time.perf_counter() - began)
+                    errors += 0 if ok else 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            elapsed = time.perf_counter() - started
+            return Round(
+                bookings=total,
+                seconds=round(elapsed, 2),
+                per_second=round(total / elapsed, 1),
+                errors=errors,
+                p50_ms=ms(percentile(latencies, 0.5)),
+                p99_ms=ms(percentile(latencies, 0.99)),
+            )
+
+        await run(WARMUP)
+        for _ in range(ROUNDS):
+            rounds.append(await run(BOOKINGS_PER_ROUND))
+    return rounds, counter
+
+
+# -- (b) booking to dispatch at a steady rate -----------------------------------------------------
+async def paced(base: str, key: str, day: date, first: int) -> tuple[list[float], int, float]:
+    """Bookings sent every 1/RATE s: their answer times, errors, and the rate achieved."""
+    headers = {"authorization": f"Bearer {key}"}
+    total = int(RATE * PACED_SECONDS)
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def one(n: int) -> None:
+            nonlocal errors
+            began = time.perf_counter()
+            try:
+                response = await client.post(
+                    "/api/v1/pickup/orders",
+                    json=booking(n, day),
+                    headers={**headers, "Idempotency-Key": f"bench-{n}"},
+                )
+                errors += 0 if response.status_code == 201 else 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - began)
+
+        started = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            await asyncio.sleep(max(0.0, started + i / RATE - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(first + i)))
+        sent = time.perf_counter() - started
+        await asyncio.gather(*tasks)
+    return latencies, errors, round(total / sent, 1)
+
+
+async def dispatch_delays(
+    settings: Settings, tenant_id: UUID, since: datetime
+) -> tuple[list[float], int, dict[str, int]]:
+    """Seconds from booking to the dispatch decision of every order booked since `since`,
+    waiting (bounded) until all are decided; and how many were not, and where they went."""
+    db = Database(settings.app_url, pool_size=2)
+    try:
+        deadline = time.monotonic() + DISPATCH_WAIT_SECONDS
+        while True:
+            with tenant_scope(tenant_id):
+                async with db.session() as session:
+                    rows = (
+                        await session.execute(
+                            text(
+                                "select extract(epoch from dispatched_at - created_at), status "
+                                "from pickup_orders where created_at >= :since"
+                            ),
+                            {"since": since},
+                        )
+                    ).all()
+            waiting = sum(1 for delay, _ in rows if delay is None)
+            if waiting == 0 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        outcomes: dict[str, int] = {}
+        for _, status in rows:
+            outcomes[status] = outcomes.get(status, 0) + 1
+        return [float(d) for d, _ in rows if d is not None], waiting, outcomes
+    finally:
+        await db.dispose()
+
+
+def main() -> int:
+    began = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="depotline-bench-"))
+    load_before = os.getloadavg()
+    configure_logging("WARNING", "console")
+    print(f"Depotline pickup benchmark ({os.cpu_count()} CPUs, load {load_before[0]:.2f})")
+    day = (datetime.now(UTC).astimezone(SHANGHAI) + timedelta(days=1)).date()
+    try:
+        with servers(workdir) as (server, redis_url, embedded):
+            owner_url = asyncio.run(create_database(server, "depotline_bench_"))
+            try:
+                migrations.upgrade(owner_url)
+                settings = Settings(
+                    environment="development",
+                    database_url=owner_url,
+                    redis_url=redis_url,
+                    data_dir=workdir,
+                    secret_key=secrets.token_hex(24),
+                )
+                assert settings.secret_key is not None
+                tenant_id, key = asyncio.run(prepare(settings))
+                port = free_port()
+                base = f"http://127.0.0.1:{port}"
+                env = {
+                    **{k: v for k, v in os.environ.items() if k != "APP_DATABASE_URL"},
+                    "DATABASE_URL": owner_url,
+                    "REDIS_URL": redis_url,
+                    "SECRET_KEY": settings.secret_key.get_secret_value(),
+                    "DATA_DIR": str(workdir),
+                    "PUBLIC_URL": base,
+                    "LOG_LEVEL": "WARNING",
+                    "LOG_FORMAT": "json",
+                    "ENVIRONMENT": "development",
+                }
+                print(f"  set up in {time.monotonic() - began:.1f} s")
+                with app_server(env, port, workdir / "server.log"):
+                    rounds, next_n = asyncio.run(throughput(base, key, day, 0))
+                    print("  (a) done; starting the worker for (b)")
+                    with worker_process(env, workdir / "worker.log"):
+                        # Let the worker dispatch (a)'s backlog before (b) starts.
+                        asyncio.run(
+                            dispatch_delays(settings, tenant_id, datetime.fromtimestamp(0, UTC))
+                        )
+                        since = datetime.now(UTC)
+                        latencies, errors, achieved = asyncio.run(paced(base, key, day, next_n))
+                        delays, undecided, outcomes = asyncio.run(
+                            dispatch_delays(settings, tenant_id, since)
+                        )
+            finally:
+                asyncio.run(drop_database(server, owner_url))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    median = statistics.median(r.per_second for r in rounds)
+    results: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": ".venv/bin/python bench/pickup.py",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "setup": {
+            "servers": "embedded PostgreSQL and Redis" if embedded else "DATABASE_URL / REDIS_URL",
+            "app": "depotline serve: uvicorn, 1 worker, 127.0.0.1",
+            "worker": "depotline worker (outbox relay every second), phase (b) only",
+            "client": f"httpx.AsyncClient, {CONCURRENCY} concurrent requests in (a)",
+            "rounds": ROUNDS,
+            "bookings_per_round": BOOKINGS_PER_ROUND,
+            "warmup_bookings": WARMUP,
+            "paced_rate_per_second": RATE,
+            "paced_seconds": PACED_SECONDS,
+        },
+        "bookings_accepted": {
+            "median_per_second": median,
+            "min_per_second": min(r.per_second for r in rounds),
+            "max_per_second": max(r.per_second for r in rounds),
+            "errors": sum(r.errors for r in rounds),
+            "rounds": [r.__dict__ for r in rounds],
+        },
+        "at_rate": {
+            "bookings": len(latencies),
+            "achieved_per_second": achieved,
+            "errors": errors,
+            "answer_p50_ms": ms(percentile(latencies, 0.5)),
+            "answer_p99_ms": ms(percentile(latencies, 0.99)),
+            "booking_to_dispatch_p50_ms": ms(percentile(delays, 0.5)),
+            "booking_to_dispatch_p95_ms": ms(percentile(delays, 0.95)),
+            "booking_to_dispatch_p99_ms": ms(percentile(delays, 0.99)),
+            "booking_to_dispatch_max_ms": ms(max(delays, default=0.0)),
+            "undecided_after_wait": undecided,
+            "outcomes": outcomes,
+        },
+    }
+    at_rate = results["at_rate"]
+    p50 = statistics.median(r.p50_ms for r in rounds)
+    p99 = statistics.median(r.p99_ms for r in rounds)
+    lines = [
+        ("(a) bookings accepted, median/s", f"{median:.1f}"),
+        ("(a) per round/s", ", ".join(str(r.per_second) for r in rounds)),
+        ("(a) answer p50 / p99 ms", f"{p50} / {p99}"),
+        ("(b) rate achieved/s", str(achieved)),
+        ("(b) answer p50 / p99 ms", f"{at_rate['answer_p50_ms']} / {at_rate['answer_p99_ms']}"),
+        (
+            "(b) booking -> dispatch p50 / p99 ms",
+            f"{at_rate['booking_to_dispatch_p50_ms']} / {at_rate['booking_to_dispatch_p99_ms']}",
+        ),
+        ("(b) errors, undecided", f"{errors}, {undecided}"),
+    ]
+    print()
+    for label, value in lines:
+        print(f"| {label:<38} | {value:>20} |")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {RESULTS.relative_to(ROOT)} in {time.monotonic() - began:.0f} s")
+    return 0 if errors == 0 and undecided == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,444 @@
+"""The agent desktop (/desk): the page an agent keeps open all day, its real-time stream, and
+the actions it posts (state, offers, call controls, wrap-up), plus the tenant's code lists.
+
+Every action is an ordinary form post (CSRF field, redirect back with a message) so the page
+works without JavaScript; desk.js sends the same forms with fetch (CSRF header, Accept JSON) and
+gets the desk's new state back, or a problem (4xx, the field named, the message translated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect, ServerSentEvent, Template
+from redis.asyncio import Redis
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from contact_center import desk
+from contact_center.models import DeskCodeKind
+from depotline import i18n, realtime
+from depotline.auth import Principal, principal_of, requires, signed_in
+from depotline.config import Settings
+from depotline.db import Database, tenant_scope, utcnow
+from depotline.errors import DomainError, InvalidInput, NotFound
+from depotline.pages import Req, flash, form_of, render
+from telephony_gateway.providers.registry import Providers
+from tenant.repository import TenantRepository
+from tenant.routes import client_ip, leave_seat_for, take_seat_for
+
+MANAGERS = ("tenant_admin", "supervisor")
+DESK = "/desk"
+#: Keys of the frequent actions; the page lists them, desk.js binds them.
+SHORTCUTS = (
+    ("a", "Accept the call"),
+    ("d", "Decline the call"),
+    ("h", "Hold or resume"),
+    ("t", "Transfer"),
+    ("c", "Three-way call"),
+    ("x", "Hang up"),
+    ("w", "Wrap-up code"),
+    ("r", "Ready"),
+    ("n", "Not ready"),
+    ("?", "Show these keys"),
+)
+
+
+@lru_cache(maxsize=4)
+def _catalogs(locale_dir: Path) -> i18n.Catalogs:
+    return i18n.Catalogs(locale_dir)
+
+
+def _agent(request: Req) -> tuple[Principal, UUID]:
+    principal = principal_of(request)
+    if principal.user_id is None:  # an API key has no desk
+        raise NotFound("The desk is for people signed in")
+    return principal, principal.user_id
+
+
+def _seconds_left(until: datetime | None) -> int | None:
+    return None if until is None else max(0, int((until - utcnow()).total_seconds()))
+
+
+def _wants_json(request: Req) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _uuid(value: str | None, field: str, what: str) -> UUID:
+    try:
+        return UUID(value or "")
+    except ValueError:
+        raise InvalidInput(f"Choose {what}", field=field) from None
+
+
+Action = Callable[[AsyncSession], Awaitable[object]]
+
+
+class DeskPages(Controller):
+    path = DESK
+    include_in_schema = False
+    guards = [signed_in]
+
+    async def _act(
+        self,
+        request: Req,
+        db: Database,
+        settings: Settings,
+        action: Action,
+        success: str,
+        call_id: UUID | None = None,
+    ) -> Response[Any] | Redirect:
+        """Run an action in one transaction; answer with the desk's new state (fetch) or go
+        back to the desk with its outcome (a form). Someone else's call is a 404 either way,
+        found before anything in the form is looked at."""
+        _, user_id = _agent(request)
+        try:
+            async with db.session() as session:
+                if call_id is not None and not await desk.call_exists(session, call_id):
+                    raise NotFound("No such call")
+                await action(session)
+        except NotFound:
+            raise
+        except DomainError as exc:
+            if _wants_json(request):
+                catalogs = _catalogs(settings.frontend_dir / "locale")
+                raise type(exc)(catalogs.gettext(exc.detail), field=exc.field) from None
+            flash(request, exc.detail, "error")
+            return Redirect(path=DESK)
+        if not _wants_json(request):
+            flash(request, success)
+            return Redirect(path=DESK)
+        async with db.session() as session:
+            state = await desk.desk_state(session, user_id)
+        return Response(content={"ok": True, "state": state.as_json()}, status_code=200)
+
+    # -- the page, its stream and its state -------------------------------------------------
+    @get("/")
+    async def page(
+        self, request: Req, db: NamedDependency[Database], settings: NamedDependency[Settings]
+    ) -> Template:
+        principal, user_id = _agent(request)
+        with tenant_scope(principal.home_tenant_id):
+            async with db.session() as session:
+                tenants = TenantRepository(session)
+                mine = [a for a in await tenants.assignments() if a.user_id == user_id]
+                clients = await tenants.tenants_by_ids([a.client_id for a in mine])
+        async with db.session() as session:
+            state = await desk.desk_state(session, user_id)
+            reasons = await desk.code_labels(session, DeskCodeKind.NOT_READY)
+            wrap_codes = await desk.code_labels(session, DeskCodeKind.WRAP_UP)
+            targets = await desk.transfer_targets(session, user_id)
+            shown = state.offer.call_id if state.offer else None
+            shown = shown or (state.call.id if state.call else None)
+            shown = shown or (state.wrap_up_call.id if state.wrap_up_call else None)
+            pop = (
+                await desk.screen_pop(
+                    session,
+                    principal,
+                    shown,
+                    language=i18n.current_locale.get(),
+                    ip=client_ip(request),
+                )
+                if shown
+                else None
+            )
+        return render(
+            request,
+            "contact_center/desk.html",
+            state=state,
+            state_json=state.as_json(),
+            reasons=reasons,
+            reason_words={
+                r: _catalogs(settings.frontend_dir / "locale").gettext(r) for r in reasons
+            },
+            wrap_codes=wrap_codes,
+            queues=state.queues,
+            targets=targets,
+            clients=sorted(clients.values(), key=lambda t: t.name),
+            pop=pop,
+            shortcuts=SHORTCUTS,
+            offer_left=_seconds_left(state.offer_expires_at),
+            wrap_left=_seconds_left(state.wrap_up_ends_at),
+        )
+
+    @get("/events")
+    async def events(self, request: Req, redis: NamedDependency[Redis]) -> ServerSentEvent:
+        """The agent's own channel: offers and state changes from any replica or worker."""
+        _, user_id = _agent(request)
+        return realtime.sse(
+            redis, [realtime.agent_channel(user_id)], realtime.last_event_id(request)
+        )
+
+    @get("/state")
+    async def state(self, request: Req, db: NamedDependency[Database]) -> dict[str, Any]:
+        """What the desk shows now (a desktop asks on every (re)connect: no offer is lost)."""
+        _, user_id = _agent(request)
+        async with db.session() as session:
+            return (await desk.desk_state(session, user_id)).as_json()
+
+    @get("/agents")
+    async def agents(self, request: Req, db: NamedDependency[Database]) -> list[dict[str, str]]:
+        """Ready agents a call can be transferred to."""
+        _, user_id = _agent(request)
+        async with db.session() as session:
+            targets = await desk.transfer_targets(session, user_id)
+        return [{"id": str(agent_id), "name": name} for agent_id, name in targets]
+
+    @get("/calls/{call_id:uuid}/pop")
+    async def pop(
+        self, request: Req, call_id: FromPath[UUID], db: NamedDependency[Database]
+    ) -> Template:
+        """The screen pop, as an HTML fragment the desk puts in place."""
+        principal, _ = _agent(request)
+        async with db.session() as session:
+            found = await desk.screen_pop(
+                session,
+                principal,
+                call_id,
+                language=i18n.current_locale.get(),
+                ip=client_ip(request),
+            )
+        # Not `render`: a fragment must not take the page's flash messages with it.
+        return Template(template_name="contact_center/_screen_pop.html", context={"pop": found})
+
+    # -- the agent's state -----------------------------------------------------------------
+    @post("/status")
+    async def status(
+        self,
+        request: Req,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any] | Redirect:
+        principal, user_id = _agent(request)
+        form = await form_of(request)
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.change_status(
+                session,
+                user_id,
+                principal.home_tenant_id,
+                form.get("status", ""),
+                form.get("reason") or None,
+            )
+
+        return await self._act(request, db, settings, action, "Status changed")
+
+    @post("/auto-answer")
+    async def auto_answer(
+        self,
+        request: Req,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any] | Redirect:
+        principal, user_id = _agent(request)
+        on = (await form_of(request)).get("auto_answer") in ("on", "true", "1")
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.set_auto_answer(session, user_id, principal.home_tenant_id, on)
+
+        return await self._act(request, db, settings, action, "Saved")
+
+    @post("/seat")
+    async def seat(self, request: Req, db: NamedDependency[Database]) -> Redirect:
+        """Serve another client: off this tenant's floor (not mid-call), onto that client's
+        seat; the desk then shows that client's calls only."""
+        principal, user_id = _agent(request)
+        form = await form_of(request)
+        try:
+            client_id = _uuid(form.get("client_id"), "client_id", "a client")
+            async with db.session() as session:
+                await desk.leave_floor(session, user_id)
+            if client_id == principal.home_tenant_id:
+                await leave_seat_for(request, db)  # back to the agent's own tenant
+            else:
+                await take_seat_for(request, db, client_id)
+        except NotFound:
+            raise
+        except DomainError as exc:
+            flash(request, exc.detail, "error")
+        else:
+            flash(request, "You are on a seat")
+        return Redirect(path=DESK)
+
+    # -- offers and call controls ------------------------------------------------------------
+    @post("/calls/{call_id:uuid}/accept")
+    async def accept(
+        self,
+        request: Req,
+        call_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any] | Redirect:
+        _, user_id = _agent(request)
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.accept(session, user_id, call_id)
+
+        return await self._act(request, db, settings, action, "Call accepted", call_id)
+
+    @post("/calls/{call_id:uuid}/decline")
+    async def decline(
+        self,
+        request: Req,
+        call_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any] | Redirect:
+        _, user_id = _agent(request)
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.decline(session, user_id, call_id)
+
+        return await self._act(request, db, settings, action, "Call declined", call_id)
+
+    @post("/calls/{call_id:uuid}/hold")
+    async def hold(
+        self,
+        request: Req,
+        call_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        providers: NamedDependency[Providers],
+    ) -> Response[Any] | Redirect:
+        _, user_id = _agent(request)
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.hold(session, providers, user_id, call_id)
+
+        return await self._act(request, db, settings, action, "The caller is on hold", call_id)
+
+    @post("/calls/{call_id:uuid}/resume")
+    async def resume(
+        self,
+        request: Req,
+        call_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        providers: NamedDependency[Providers],
+    ) -> Response[Any] | Redirect:
+        _, user_id = _agent(request)
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.resume(session, providers, user_id, call_id)
+
+        return await self._act(request, db, settings, action, "The caller is back", call_id)
+
+    @post("/calls/{call_id:uuid}/hang-up")
+    async def hang_up(
+        self,
+        request: Req,
+        call_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        providers: NamedDependency[Providers],
+    ) -> Response[Any] | Redirect:
+        _, user_id = _agent(request)
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.hang_up(session, providers, user_id, call_id)
+
+        return await self._act(request, db, settings, action, "Call ended", call_id)
+
+    @post("/calls/{call_id:uuid}/transfer")
+    async def transfer(
+        self,
+        request: Req,
+        call_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        providers: NamedDependency[Providers],
+    ) -> Response[Any] | Redirect:
+        """To a queue ("queue:<id>") or to a ready agent ("agent:<user id>"), with a note."""
+        _, user_id = _agent(request)
+        form = await form_of(request)
+
+        async def action(session: AsyncSession) -> object:
+            kind, _, target = form.get("to", "").partition(":")
+            note = form.get("note")
+            if kind == "queue":
+                queue_id = _uuid(target, "to", "a queue or an agent")
+                return await desk.transfer_to_queue(
+                    session, providers, user_id, call_id, queue_id, note
+                )
+            if kind == "agent":
+                agent_id = _uuid(target, "to", "a queue or an agent")
+                return await desk.transfer_to_agent(
+                    session, providers, user_id, call_id, agent_id, note
+                )
+            raise InvalidInput("Choose a queue or an agent", field="to")
+
+        return await self._act(request, db, settings, action, "Call transferred", call_id)
+
+    @post("/calls/{call_id:uuid}/conference")
+    async def conference(
+        self,
+        request: Req,
+        call_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        providers: NamedDependency[Providers],
+    ) -> Response[Any] | Redirect:
+        _, user_id = _agent(request)
+        number = (await form_of(request)).get("number", "")
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.conference(session, providers, user_id, call_id, number)
+
+        return await self._act(request, db, settings, action, "Three-way call started", call_id)
+
+    @post("/calls/{call_id:uuid}/wrap-up")
+    async def wrap_up(
+        self,
+        request: Req,
+        call_id: FromPath[UUID],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+    ) -> Response[Any] | Redirect:
+        _, user_id = _agent(request)
+        form = await form_of(request)
+
+        async def action(session: AsyncSession) -> object:
+            return await desk.wrap_up(
+                session, user_id, call_id, form.get("code", ""), form.get("notes", "")
+            )
+
+        return await self._act(request, db, settings, action, "Wrap-up saved", call_id)
+
+    # -- the tenant's codes ------------------------------------------------------------------
+    @get("/codes", guards=[requires(*MANAGERS)])
+    async def codes(self, request: Req, db: NamedDependency[Database]) -> Template:
+        async with db.session() as session:
+            own = {kind: await desk.own_codes(session, kind) for kind in DeskCodeKind}
+        return render(
+            request, "contact_center/desk_codes.html", own=own, defaults=desk.DEFAULT_CODES
+        )
+
+    @post("/codes", guards=[requires(*MANAGERS)])
+    async def add_code(self, request: Req, db: NamedDependency[Database]) -> Redirect:
+        form = await form_of(request)
+        try:
+            async with db.session() as session:
+                await desk.add_code(
+                    session, principal_of(request), form.get("kind", ""), form.get("label", "")
+                )
+        except DomainError as exc:
+            flash(request, exc.detail, "error")
+        else:
+            flash(request, "Code added")
+        return Redirect(path=f"{DESK}/codes")
+
+    @post("/codes/{code_id:uuid}/retire", guards=[requires(*MANAGERS)])
+    async def retire_code(
+        self, request: Req, code_id: FromPath[UUID], db: NamedDependency[Database]
+    ) -> Redirect:
+        async with db.session() as session:
+            await desk.retire_code(session, principal_of(request), code_id)
+        flash(request, "Code removed")
+        return Redirect(path=f"{DESK}/codes")
