@@ -1,7 +1,7 @@
 // The supervisor console, live. The page is complete without this script; with it, the figures
 // are re-read from the floor API every 2 seconds (and on each floor event, when the page names
 // an event stream in data-events-url) and written into the server-rendered rows. A queue or an
-// agent that appears or goes away reloads the page, unless the supervisor is typing.
+// agent that appears or goes away, or a new day, reloads the page, unless the supervisor is typing.
 (function () {
   "use strict";
   var root = document.querySelector("[data-console]");
@@ -44,9 +44,13 @@
     return found;
   }
 
+  // The same rows, as many of each (an HQ may have a "Pickup" queue in two branches).
   function sameKeys(shown, wanted) {
-    var a = Object.keys(shown).sort().join("\n");
-    return a === wanted.slice().sort().join("\n");
+    var counts = {};
+    wanted.forEach(function (key) { counts[key] = (counts[key] || 0) + 1; });
+    var keys = Object.keys(shown);
+    if (keys.length !== Object.keys(counts).length) return false;
+    return keys.every(function (key) { return counts[key] === shown[key].length; });
   }
 
   function stateCell(cell, agent) {
@@ -100,7 +104,8 @@
   function show(floor) {
     var queueRows = rows("tr[data-queue]", "data-queue");
     var agentRows = rows("tr[data-agent]", "data-agent");
-    var changed = !sameKeys(queueRows, floor.queues.map(function (q) { return q.name; })) ||
+    var changed = floor.day !== root.getAttribute("data-day") ||
+      !sameKeys(queueRows, floor.queues.map(function (q) { return q.name; })) ||
       !sameKeys(agentRows, floor.agents.map(function (a) { return a.email; }));
     if (changed) {
       var typing = document.activeElement && /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);

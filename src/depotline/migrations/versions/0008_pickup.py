@@ -166,7 +166,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_pickup_orders_created", "pickup_orders", ["tenant_id", "created_at"])
     op.create_index("ix_pickup_orders_status", "pickup_orders", ["tenant_id", "status"])
+    # Duplicate bookings are looked for by the customer's number (or profile).
     op.create_index("ix_pickup_orders_contact", "pickup_orders", ["tenant_id", "contact_phone"])
+    op.create_index("ix_pickup_orders_sender", "pickup_orders", ["tenant_id", "sender_phone"])
+    op.create_index("ix_pickup_orders_customer", "pickup_orders", ["tenant_id", "customer_id"])
     # Capacity: a depot's orders by the start of their window.
     op.create_index(
         "ix_pickup_orders_depot_window", "pickup_orders", ["tenant_id", "depot_id", "window_start"]
