@@ -57,8 +57,8 @@ class PickupRepository:
         await self.session.flush()
 
     async def lock(self, *key: object) -> None:
-        """A transaction-long lock on a name: serialises dispatch per tenant (capacity is
-        counted, then used) and bookings per idempotency key."""
+        """A transaction-long lock on a name: serialises decisions on one depot's capacity
+        (counted, then taken) and bookings with one idempotency key."""
         name = ":".join(str(part) for part in key)
         await self.session.execute(
             text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": name}

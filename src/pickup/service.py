@@ -786,6 +786,19 @@ async def choose_depot(repo: PickupRepository, order: Order) -> Decision:
         return Decision(reason=f"No zone covers postal code {where} or the address's location")
     depots = {depot.id: depot for depot in await repo.depots(order.tenant_id)}
     rejected = await repo.rejected_depot_ids(order.id)
+    # Capacity is counted, then taken: one decision at a time per depot with a limit, held to
+    # the end of the transaction. Locks are taken in one order (by id), so two decisions that
+    # both need depots A and B never wait for each other; depots without limits need none.
+    limited = {
+        depot.id
+        for zone in zones
+        if (depot := depots.get(zone.depot_id)) is not None
+        and depot.active
+        and depot.id not in rejected
+        and (depot.daily_capacity is not None or depot.slot_capacity is not None)
+    }
+    for depot_id in sorted(limited, key=str):
+        await repo.lock("pickup-capacity", depot_id)
     decision, seen = Decision(), set[UUID]()
     for zone in zones:
         depot = depots.get(zone.depot_id)
@@ -817,8 +830,6 @@ async def dispatch(session: AsyncSession, order_id: UUID, by: Actor = DISPATCH) 
 
 
 async def _dispatch(session: AsyncSession, repo: PickupRepository, order: Order, by: Actor) -> None:
-    # One decision at a time per tenant: capacity is counted, then taken.
-    await repo.lock("pickup-dispatch", order.tenant_id)
     decision = await choose_depot(repo, order)
     order.dispatched_at = utcnow()
     if decision.depot is None:
@@ -897,7 +908,6 @@ async def assign_to_depot(
     depot = await repo.get_depot(depot_id)
     if depot is None or depot.tenant_id != order.tenant_id:
         raise InvalidInput("No such depot", field="depot_id")
-    await repo.lock("pickup-dispatch", order.tenant_id)
     order.dispatched_at = utcnow()
     await _assign(session, repo, order, depot, None, by, ["assigned by hand"])
     return order

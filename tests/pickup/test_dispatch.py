@@ -4,6 +4,7 @@ rejection going to the next depot, never back."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from litestar import Litestar
@@ -97,6 +98,14 @@ async def test_a_full_depot_passes_orders_to_the_next_eligible_depot(pickup: Pic
     await pickup.run(service.request_cancel, orders[0].id, NORTH)
     freed = await pickup.dispatched(order_in(deliberate=True))
     assert pickup.depot_name(freed.depot_id) == "Guangzhou North"
+
+
+async def test_concurrent_dispatches_never_overfill_a_depot(pickup: Pickup) -> None:
+    orders = [await pickup.book(order_in(deliberate=True)) for _ in range(5)]
+    # Five workers decide at the same moment; North has room for two that day.
+    await asyncio.gather(*(pickup.run(service.dispatch, o.id) for o in orders))
+    depots = [pickup.depot_name((await pickup.order(o.id)).depot_id) for o in orders]
+    assert sorted(depots) == ["Guangzhou North"] * 2 + ["Guangzhou South"] * 3
 
 
 async def test_a_slot_limit_passes_orders_on_too(pickup: Pickup) -> None:

@@ -25,10 +25,13 @@ from telephony_gateway.commands import (
     Gather,
     Hangup,
     Hold,
+    Leave,
     Monitor,
     MonitorMode,
+    Pause,
     PlaceCall,
     Play,
+    Record,
     Recording,
     RecordingAction,
     Say,
@@ -168,6 +171,56 @@ def test_enqueue_waits_to_twilio_music_or_to_depotline_wait_twiml() -> None:
     media_type, body = provider().wait_twiml(request)
     assert media_type == "application/xml"
     assert only(ET.fromstring(body), "Play").text == MUSIC
+
+
+def test_an_announcing_queue_asks_depotline_while_and_after_the_caller_waits() -> None:
+    enqueue = only(twiml([Enqueue("parcels", announcements=True)]), "Enqueue")
+    assert enqueue.attrib == {"waitUrl": f"{WEBHOOKS}/wait", "action": f"{WEBHOOKS}/queue-left"}
+    # Without webhooks to call, Twilio plays its own music and goes on with the document.
+    bare = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN).render([Enqueue("parcels", announcements=True)])
+    assert only(ET.fromstring(bare[1]), "Enqueue").attrib == {}
+    # The wait answer: what the contact center says, then the music (or a pause) once through;
+    # nothing after a hang-up.
+    request = InboundRequest(f"{WEBHOOKS}/wait", "POST", {}, {"music": MUSIC}, {})
+    _, body = provider().wait_twiml(request, [Say("You are number 2 in line.")])
+    assert [child.tag for child in ET.fromstring(body)] == ["Say", "Play"]
+    _, body = provider().wait_twiml(request, [Say("Goodbye."), Hangup()])
+    assert [child.tag for child in ET.fromstring(body)] == ["Say", "Hangup"]
+
+
+def test_pause_record_and_leave() -> None:
+    root = twiml([Pause(15), Leave(), Record(max_seconds=90)])
+    assert [child.tag for child in root] == ["Pause", "Leave", "Record"]
+    assert root[0].attrib == {"length": "15"}
+    assert root[2].attrib == {
+        "action": f"{WEBHOOKS}/recording",
+        "finishOnKey": "#",
+        "maxLength": "90",
+        "playBeep": "true",
+        "recordingStatusCallback": f"{WEBHOOKS}/recording",
+        "recordingStatusCallbackEvent": "completed",
+    }
+
+
+def test_wait_and_queue_left_webhooks_are_events() -> None:
+    twilio = provider()
+
+    def request(kind: str, token: str | None = None, **form: str) -> InboundRequest:
+        headers = {"I-Twilio-Idempotency-Token": token} if token else {}
+        return InboundRequest(
+            f"{WEBHOOKS}/{kind}", "POST", headers, {}, {"CallSid": CALL_SID, **form}
+        )
+
+    (first,) = twilio.parse("wait", request("wait", QueueTime="12", QueuePosition="3"))
+    assert isinstance(first, ev.QueueWait)
+    assert (first.call_id, first.queue_seconds) == (CALL_SID, 12)
+    (later,) = twilio.parse("wait", request("wait", QueueTime="40"))
+    assert later.provider_event_id != first.provider_event_id  # asked again: a new question
+    (retried,) = twilio.parse("wait", request("wait", "tok-1", QueueTime="40"))
+    (again,) = twilio.parse("wait", request("wait", "tok-1", QueueTime="41"))
+    assert again.provider_event_id == retried.provider_event_id  # Twilio's retry: the same
+    (left,) = twilio.parse("queue-left", request("queue-left", QueueResult="bridged"))
+    assert isinstance(left, ev.QueueLeft) and left.result == "bridged"
 
 
 def test_hold_loops_music_until_the_call_is_redirected() -> None:
