@@ -42,11 +42,6 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-# The bench's own modules (webhooks.py) after the installed packages: a bench script named like
-# a package (bench/pickup.py) must not stand in for it.
-sys.path.remove(str(Path(__file__).resolve().parent))
-sys.path.append(str(Path(__file__).resolve().parent))
-
 import httpx
 from playwright.async_api import Page, async_playwright
 from sqlalchemy import text

@@ -98,7 +98,8 @@ def _orders(now: datetime) -> list[OrderIn]:
         return OrderIn.model_validate(fields)
 
     return [
-        order("陈先生", "+8613800138000", "白云区云城西路888号", "510410", 10, notes="前台代收"),
+        # The simulator's caller (王芳 in the customers demo).
+        order("王芳", "+8613800138000", "白云区云城西路888号", "510410", 10, notes="前台代收"),
         order(
             "Li Hua",
             "+8613912345678",

@@ -752,6 +752,7 @@ class Decision:
     zone: Zone | None = None
     passed_over: list[str] = field(default_factory=list)
     reason: str = ""
+    redispatch: bool = False  # a depot rejected the order before
 
 
 async def _full(repo: PickupRepository, depot: Depot, order: Order) -> str | None:
@@ -786,6 +787,7 @@ async def choose_depot(repo: PickupRepository, order: Order) -> Decision:
         return Decision(reason=f"No zone covers postal code {where} or the address's location")
     depots = {depot.id: depot for depot in await repo.depots(order.tenant_id)}
     rejected = await repo.rejected_depot_ids(order.id)
+    decision, seen = Decision(redispatch=bool(rejected)), set[UUID]()
     # Capacity is counted, then taken: one decision at a time per depot with a limit, held to
     # the end of the transaction. Locks are taken in one order (by id), so two decisions that
     # both need depots A and B never wait for each other; depots without limits need none.
@@ -799,7 +801,6 @@ async def choose_depot(repo: PickupRepository, order: Order) -> Decision:
     }
     for depot_id in sorted(limited, key=str):
         await repo.lock("pickup-capacity", depot_id)
-    decision, seen = Decision(), set[UUID]()
     for zone in zones:
         depot = depots.get(zone.depot_id)
         if depot is None or depot.id in seen:
@@ -845,7 +846,16 @@ async def _dispatch(session: AsyncSession, repo: PickupRepository, order: Order,
         return
     zone = decision.zone
     assert zone is not None
-    await _assign(session, repo, order, decision.depot, zone.id, by, decision.passed_over)
+    await _assign(
+        session,
+        repo,
+        order,
+        decision.depot,
+        zone.id,
+        by,
+        decision.passed_over,
+        redispatch=decision.redispatch,
+    )
 
 
 async def _assign(
@@ -856,8 +866,11 @@ async def _assign(
     zone_id: UUID | None,
     by: Actor,
     passed_over: Sequence[str] = (),
+    *,
+    redispatch: bool | None = None,
 ) -> None:
-    redispatch = bool(await repo.rejected_depot_ids(order.id))
+    if redispatch is None:
+        redispatch = bool(await repo.rejected_depot_ids(order.id))
     order.depot_id, order.zone_id = depot.id, zone_id
     order.depot_accepted_at, order.exception_reason, order.driver_name = None, None, None
     assignment = Assignment(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import text
+from sqlalchemy import Select, Text, bindparam, cast, func, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -64,6 +67,17 @@ class GatewayRepository:
         )
         query = select(PhoneNumber).where(PhoneNumber.e164 == e164)
         return (await self.session.exec(query)).first()
+
+    async def number_moving_into_its_tenant(self, e164: str) -> PhoneNumber | None:
+        """`number_by_e164`, and the transaction moved into the number's tenant scope by the
+        same statement (once the row passed row-level security): a webhook's account lookup
+        in three round trips instead of four. Only for a transaction that is to act as that
+        tenant anyway (`account_for_number`)."""
+        await self.session.execute(
+            text("select set_config('app.number_lookup', :n, true)"), {"n": e164}
+        )
+        row = (await self.session.execute(_number_and_scope(), {"e164": e164})).first()
+        return row[0] if row is not None else None
 
     async def first_sms_number(self) -> PhoneNumber | None:
         query = (
@@ -146,3 +160,10 @@ class GatewayRepository:
             .returning(col(CarrierEventReceipt.provider_event_id))
         )
         return (await self.session.execute(statement)).first() is not None
+
+
+@cache
+def _number_and_scope() -> Select[Any]:
+    """Built once: every webhook that names only its number runs it."""
+    scope = func.set_config("app.tenant_id", cast(col(PhoneNumber.tenant_id), Text), True)
+    return sa_select(PhoneNumber, scope).where(col(PhoneNumber.e164) == bindparam("e164"))

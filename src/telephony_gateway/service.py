@@ -310,11 +310,14 @@ async def first_sighting(session: AsyncSession, event: ev.CarrierEvent) -> bool:
 
 async def account_for_number(session: AsyncSession, number: str) -> CarrierAccount | None:
     """The carrier account serving a dialled number, in one transaction: the number lookup's
-    narrow scope, then the number's tenant scope for its account."""
-    phone = await tenant_of_number(session, number)
-    if phone is None:
+    narrow scope, then (set by the same statement) the number's tenant scope for its account."""
+    try:
+        normalised = e164(number)
+    except InvalidInput:
         return None
-    return await GatewayRepository(session).account_in_scope_of(phone.tenant_id, phone.account_id)
+    repo = GatewayRepository(session)
+    phone = await repo.number_moving_into_its_tenant(normalised)
+    return await repo.get_account(phone.account_id) if phone is not None else None
 
 
 async def tenant_of_number(session: AsyncSession, number: str) -> PhoneNumber | None:

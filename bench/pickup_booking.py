@@ -1,6 +1,6 @@
 """Pickup booking and dispatch on this machine, in one run.
 
-    .venv/bin/python bench/pickup.py
+    .venv/bin/python bench/pickup_booking.py
 
 Against a fresh database of its own, with SwiftFreight's depots and zones (three depots, postal
 prefix zones and a polygon, no capacity limits) and a tenant API key, measures:
@@ -306,6 +306,23 @@ async def paced(
     return latencies, errors, round(total / sent, 1)
 
 
+async def events_since(owner_url: str, since: datetime) -> dict[str, int]:
+    """Outbox events published since `since`, by topic: what the worker had to handle."""
+    engine = create_async_engine(owner_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "select topic, count(*) from outbox_events where created_at >= :since "
+                    "group by topic order by topic"
+                ),
+                {"since": since},
+            )
+            return {str(topic): int(count) for topic, count in rows.all()}
+    finally:
+        await engine.dispose()
+
+
 async def dispatch_delays(
     settings: Settings, tenant_id: UUID, since: datetime
 ) -> tuple[list[float], int, dict[str, int]]:
@@ -428,6 +445,9 @@ def main() -> int:
                             at_rate[f"{rate:g}"] = summary(
                                 latencies, errors, achieved, delays, undecided, outcomes
                             )
+                            at_rate[f"{rate:g}"]["outbox_events"] = asyncio.run(
+                                events_since(owner_url, since)
+                            )
                             print(f"  (b) {rate:g}/s done")
             finally:
                 asyncio.run(drop_database(server, owner_url))
@@ -437,7 +457,7 @@ def main() -> int:
     median = statistics.median(r.per_second for r in rounds)
     results: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": ".venv/bin/python bench/pickup.py",
+        "command": ".venv/bin/python bench/pickup_booking.py",
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
