@@ -195,8 +195,8 @@ async def flow_by_id(session: AsyncSession, version_id: UUID) -> ivr.Flow:
 
 
 async def flow_for(session: AsyncSession, version_id: UUID | None) -> ivr.Flow:
-    """The flow a new call hears: the published version (`ContactCenterRepository
-    .published_flow_id`, or read along with other facts), else the demo flow (None)."""
+    """The flow a new call hears: the published version (its id read along with the call's
+    other facts, `ContactCenterRepository.call_start_facts`), else the demo flow (None)."""
     return ivr.DEMO_FLOW if version_id is None else await flow_by_id(session, version_id)
 
 

@@ -251,14 +251,6 @@ class ContactCenterRepository:
             query = query.with_for_update()
         return (await self.session.exec(query)).first()
 
-    async def published_flow_id(self) -> UUID | None:
-        """Only the id: the document is read once per process (versions never change)."""
-        query = select(IvrFlowVersion.id).where(
-            IvrFlowVersion.tenant_id == require_tenant(),
-            IvrFlowVersion.status == FlowStatus.PUBLISHED,
-        )
-        return (await self.session.exec(query)).first()
-
     async def next_flow_number(self) -> int:
         query = select(func.coalesce(func.max(IvrFlowVersion.number), 0) + 1).where(
             IvrFlowVersion.tenant_id == require_tenant()
