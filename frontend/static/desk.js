@@ -35,10 +35,20 @@
   function visible(el) { return !!el && el.offsetParent !== null; }
   function setText(id, text) { var el = $(id); if (el && el.textContent !== text) el.textContent = text; }
 
+  // The latest announcement wins: a slow machine must not let "Incoming call" overwrite the
+  // caller's name that the screen pop announced after it.
+  var announcing = 0;
   function announce(text) {
     var region = $("announce");
+    window.clearTimeout(announcing);
     region.textContent = "";
-    window.setTimeout(function () { region.textContent = text; }, 50);
+    announcing = window.setTimeout(function () { region.textContent = text; }, 50);
+  }
+
+  function callerName(callId) {
+    var shown = popBox.getAttribute("data-call") === callId;
+    var name = shown ? popBox.querySelector("[data-testid=caller-name]") : null;
+    return name ? name.textContent.trim() : "";
   }
 
   function showError(text) {
@@ -66,6 +76,7 @@
     }).then(function (html) {
       if (popCall !== callId) return; // another call came in meanwhile
       popBox.innerHTML = html;
+      popBox.setAttribute("data-call", callId);
       var name = popBox.querySelector("[data-testid=caller-name]");
       if (state.offer && state.offer.call_id === callId && name) {
         announce(words.offered_from + " " + name.textContent.trim());
@@ -79,6 +90,7 @@
   function clearPop() {
     if (!popCall) return;
     popCall = "";
+    popBox.setAttribute("data-call", "");
     popBox.innerHTML = placeholder || "<p class=\"muted\">" + words.no_call + "</p>";
   }
 
@@ -114,7 +126,9 @@
     }
     var fresh = next.offer && (!before.offer || before.offer.offer_id !== next.offer.offer_id);
     if (fresh) {
-      announce(words.offer);
+      // The same call offered again (after a decline elsewhere) keeps its pop: name it at once.
+      var known = callerName(next.offer.call_id);
+      announce(known ? words.offered_from + " " + known : words.offer);
       if (document.activeElement === document.body) $("btn-accept").focus();
       if (next.auto_answer && !autoAnswered[next.offer.offer_id]) {
         autoAnswered[next.offer.offer_id] = true;
