@@ -23,16 +23,7 @@ table and writes bench/results/pickup.json. Bounded: fixed numbers of bookings, 
 dispatch stops after DISPATCH_WAIT_SECONDS.
 """
 
-# ruff: noqa: E402  (sys.path is set right before the imports)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named like the package it measures: `pickup` must mean src/pickup. The other
-# benchmarks' helpers (bench/webhooks.py) stay importable from the end of the path.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import asyncio
 import json
@@ -43,6 +34,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -50,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
