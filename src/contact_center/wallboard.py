@@ -161,9 +161,12 @@ async def floor(session: AsyncSession, now: datetime | None = None) -> Floor:
     queue_names = {q.queue_id: q.name for q in queues}
     handled = await repo.handled_since(since)
     users = TenantRepository(session)
+    on_floor = await repo.floor_agents()
+    # One query for every agent's name: the console asks for the floor every two seconds.
+    people = await users.users_by_ids([agent.user_id for agent, _ in on_floor])
     agents: list[AgentRow] = []
-    for agent, call in await repo.floor_agents():
-        user = await users.get_user(agent.user_id)
+    for agent, call in on_floor:
+        user = people.get(agent.user_id)
         agents.append(
             _agent_row(
                 agent,

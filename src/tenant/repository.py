@@ -64,6 +64,12 @@ class TenantRepository:
     async def get_user(self, user_id: UUID) -> User | None:
         return await self.session.get(User, user_id)
 
+    async def users_by_ids(self, ids: Sequence[UUID]) -> dict[UUID, User]:
+        if not ids:
+            return {}
+        rows = await self.session.exec(select(User).where(col(User.id).in_(list(ids))))
+        return {user.id: user for user in rows}
+
     async def memberships_of(self, user_id: UUID) -> Sequence[Membership]:
         """All the user's memberships: visible under the user's own scope."""
         query = select(Membership).where(Membership.user_id == user_id)
