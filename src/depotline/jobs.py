@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
@@ -45,23 +44,6 @@ async def create_job_pool(url: str) -> ArqRedis:
     )
 
 
-#: Events handed over per batch, and batches per relay run: a busy second (a burst of bookings
-#: brings four or five events each) is drained in one run instead of 200 a second.
-RELAY_BATCH = 200
-RELAY_BATCHES = 10
-
-
-async def relay_outbox(ctx: dict[str, Any]) -> int:
-    redis: ArqRedis = ctx["redis"]
-    handed = 0
-    for _ in range(RELAY_BATCHES):
-        batch = await outbox.relay(ctx["db"], redis.enqueue_job, limit=RELAY_BATCH)
-        handed += batch
-        if batch < RELAY_BATCH:
-            break
-    return handed
-
-
 async def handle_outbox_event(ctx: dict[str, Any], event_id: str) -> bool:
     return await outbox.handle_event(ctx["db"], ctx["handlers"], UUID(event_id), ctx)
 
@@ -80,15 +62,23 @@ def build_worker(
         ctx["settings"] = settings
         if on_startup is not None:
             await on_startup(ctx)  # the domains' own context (e.g. carrier providers)
+        if not burst:
+            # Handlers share the pool with arq's jobs: leave them a few connections.
+            consumer = outbox.Consumer(
+                ctx["db"], ctx["handlers"], ctx, concurrency=max(1, settings.db_pool_size - 2)
+            )
+            consumer.start()
+            ctx["outbox_consumer"] = consumer
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if "outbox_consumer" in ctx:
+            await ctx["outbox_consumer"].stop()
         await ctx["db"].dispose()
 
     return Worker(
         functions=[handle_outbox_event, *functions],
-        # arq schedules cron runs as future jobs, so a burst worker (which stops when the queue is
-        # empty) would never stop: burst runs only what is queued.
-        cron_jobs=[] if burst else [cron(relay_outbox, second=set(range(60)), run_at_startup=True)],
+        # Outbox events reach a running worker through its consumer (started above); a burst
+        # worker runs only the arq jobs already queued (`outbox.relay` queues events as jobs).
         queue_name=QUEUE,
         redis_settings=redis_settings(settings.required_redis_url),
         on_startup=startup,

@@ -1,16 +1,22 @@
 """The transactional outbox: side effects leave Depotline only through here.
 
 A domain calls `publish()` inside the transaction that makes the business change, so the event
-exists exactly when the change does. The relay (a worker cron, every second) hands pending events
-to arq; `handle_event` runs the subscribed handlers and marks the event processed in one
-transaction, under the event's tenant scope. Delivery is at least once: the relay may hand an
-event over twice (a crash between enqueue and commit, a lost worker), and the row lock plus the
-`processed_at` mark make the second delivery a no-op.
+exists exactly when the change does. A running worker's `Consumer` hears each commit that
+published events (a trigger NOTIFYs `outbox_events`, migration 0010), claims them and runs the
+subscribed handlers in the worker's own process: no queue hop, so a chain of events (booking ->
+dispatch -> depot SMS) takes milliseconds, not a relay tick per link. `relay()` is the other way
+out, kept for burst workers (tests, one-off runs): it hands pending events to arq jobs.
+`handle_event` runs the subscribed handlers and marks the event processed in one transaction,
+under the event's tenant scope. Delivery is at least once: an event may be handed over twice (a
+crash between claim and commit, a lost worker: claimed events come back after REDELIVER_AFTER),
+and the row lock plus the `processed_at` mark make the second delivery a no-op.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
@@ -27,6 +33,8 @@ log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 10
 REDELIVER_AFTER = timedelta(seconds=60)
+#: The channel migration 0010's trigger notifies on every commit that inserted events.
+CHANNEL = "outbox_events"
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -109,6 +117,18 @@ def job_id(event: OutboxEvent) -> str:
     return f"outbox:{event.id}:{event.attempts}"
 
 
+async def claim(db: Database, limit: int) -> list[tuple[UUID, UUID | None]]:
+    """Take up to `limit` pending events for this process: (event id, tenant id) each. Committed
+    at once, so other consumers skip them; not handled by REDELIVER_AFTER, they come back."""
+    async with db.session() as session:
+        events = await OutboxRepository(session).claim_pending(limit, utcnow())
+        now = utcnow()
+        for event in events:
+            event.attempts += 1
+            event.enqueued_at = now
+        return [(event.id, event.tenant_id) for event in events]
+
+
 async def relay(db: Database, enqueue: Enqueue, *, limit: int = 200) -> int:
     """Hand pending events to arq. Returns how many were handed over."""
     async with db.session() as session:
@@ -132,11 +152,22 @@ async def handle_event(
         if event is None or event.processed_at is not None:
             return False
         tenant_id = event.tenant_id
+    return await handle_claimed(db, handlers, event_id, tenant_id, context or {})
+
+
+async def handle_claimed(
+    db: Database,
+    handlers: Mapping[str, Sequence[Handler]],
+    event_id: UUID,
+    tenant_id: UUID | None,
+    context: Mapping[str, Any],
+) -> bool:
+    """`handle_event` for an event whose tenant is known (a claim read it): one transaction."""
     try:
         if tenant_id is None:
-            return await _process(db, handlers, event_id, context or {})
+            return await _process(db, handlers, event_id, context)
         with tenant_scope(tenant_id):
-            return await _process(db, handlers, event_id, context or {})
+            return await _process(db, handlers, event_id, context)
     except Exception as exc:
         async with db.session() as session:
             failed = await OutboxRepository(session).get(event_id, lock=True)
@@ -162,3 +193,117 @@ async def _process(
         event.processed_at = utcnow()
         event.last_error = None
     return True
+
+
+class Consumer:
+    """Handles events in this process as soon as their transaction commits.
+
+    One task claims events (woken by the NOTIFY of each commit that published some, by a handler
+    finishing, or once a second for events whose `available_at` has come); `concurrency` tasks
+    handle them, each event in its own transaction. Several workers may each run one: claims
+    skip locked rows, so no event is handled twice. A failed event keeps its error and is
+    claimed again after REDELIVER_AFTER, up to MAX_ATTEMPTS, as with the relay.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        handlers: Mapping[str, Sequence[Handler]],
+        context: Mapping[str, Any],
+        *,
+        concurrency: int = 8,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.handlers = handlers
+        self.context = context
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.handled = 0
+        self._claimed: asyncio.Queue[tuple[UUID, UUID | None]] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._claim_loop(), name="outbox-claims")]
+        self._tasks += [
+            asyncio.create_task(self._handle_loop(), name=f"outbox-handler-{n}")
+            for n in range(self.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _claim_loop(self) -> None:
+        listening: _Listening | None = None
+        try:
+            while True:
+                if listening is None or listening.is_closed():
+                    listening = await self._listen()
+                self._wake.clear()
+                # Claim only what idle handlers will take soon: the rest stays claimable by
+                # other workers, and nothing claimed waits long enough to be redelivered.
+                room = 2 * self.concurrency - self._claimed.qsize()
+                if room > 0:
+                    try:
+                        for claimed in await claim(self.db, room):
+                            self._claimed.put_nowait(claimed)
+                    except Exception:
+                        log.exception("outbox claim failed")
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        finally:
+            if listening is not None:
+                await listening.close()
+
+    async def _listen(self) -> _Listening | None:
+        """A pooled connection set aside to LISTEN; on failure, polling still works."""
+        try:
+            connection = await self.db.engine.raw_connection()
+        except Exception:
+            log.exception("outbox listen failed; polling every second")
+            return None
+        listening = _Listening(connection, self._notified)
+        try:
+            await listening.driver.add_listener(CHANNEL, self._notified)
+        except Exception:
+            log.exception("outbox listen failed; polling every second")
+            await listening.close()
+            return None
+        return listening
+
+    async def _handle_loop(self) -> None:
+        while True:
+            event_id, tenant_id = await self._claimed.get()
+            # A failure is logged and kept on the event by handle_claimed; claimed again later.
+            with suppress(Exception):
+                await handle_claimed(self.db, self.handlers, event_id, tenant_id, self.context)
+                self.handled += 1
+            if self._claimed.qsize() < self.concurrency:
+                self._wake.set()
+
+
+class _Listening:
+    """The listening connection: discarded, not returned to the pool, when done (it would keep
+    hearing notifications as someone else's connection)."""
+
+    def __init__(self, connection: Any, callback: Callable[..., None]) -> None:
+        self.connection = connection
+        self.driver = connection.driver_connection
+        self.callback = callback
+
+    def is_closed(self) -> bool:
+        return bool(self.driver.is_closed())
+
+    async def close(self) -> None:
+        with suppress(Exception):
+            await self.driver.remove_listener(CHANNEL, self.callback)
+        self.connection.invalidate()

@@ -4,6 +4,8 @@ leave."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -153,3 +155,100 @@ async def test_failed_handler_is_retried_and_then_succeeds_once(
 async def _event_ids(db: Database) -> list[Any]:
     async with db.session() as session:
         return list((await session.execute(text("select id from outbox_events"))).scalars())
+
+
+# -- the running worker's consumer ----------------------------------------------------------------
+async def until(check: Any, seconds: float) -> bool:
+    """Poll `check()` (async) until it is true or `seconds` pass."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(await check())
+
+
+async def test_consumer_handles_a_committed_event_on_its_notification(
+    probe: None, db: Database
+) -> None:
+    # Polling once a minute: only the commit's NOTIFY can wake it in time.
+    consumer = outbox.Consumer(db, {TOPIC: [record_effect]}, {}, poll_seconds=60)
+    consumer.start()
+    try:
+        await asyncio.sleep(0.3)  # listening
+        began = time.perf_counter()
+        await publish(db, "at once")
+
+        async def handled() -> bool:
+            return await effects(db) == ["at once"]
+
+        assert await until(handled, 5)
+        assert time.perf_counter() - began < 5
+        with pytest.raises(RuntimeError):
+            async with db.session() as session:
+                outbox.publish(session, TOPIC, {"body": "ghost"})
+                raise RuntimeError("rolled back")
+        await asyncio.sleep(0.5)
+        assert await effects(db) == ["at once"]
+    finally:
+        await consumer.stop()
+
+
+async def test_two_consumers_handle_each_event_exactly_once(probe: None, db: Database) -> None:
+    consumers = [
+        outbox.Consumer(db, {TOPIC: [record_effect]}, {}, concurrency=4, poll_seconds=0.2)
+        for _ in range(2)
+    ]
+    for consumer in consumers:
+        consumer.start()
+    try:
+        for n in range(40):
+            await publish(db, f"event {n}")
+
+        async def all_handled() -> bool:
+            return len(await effects(db)) >= 40
+
+        assert await until(all_handled, 20)
+        await asyncio.sleep(0.5)  # a double delivery would land by now
+        assert sorted(await effects(db)) == sorted(f"event {n}" for n in range(40))
+        assert sum(c.handled for c in consumers) == 40
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
+
+
+async def test_consumer_retries_a_failed_event_and_waits_for_a_delayed_one(
+    probe: None, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    global failures_left
+    failures_left = 1
+    monkeypatch.setattr(outbox, "REDELIVER_AFTER", timedelta(milliseconds=200))
+    consumer = outbox.Consumer(db, {TOPIC: [record_effect]}, {}, poll_seconds=0.1)
+    consumer.start()
+    try:
+        await publish(db, "eventually")
+        async with db.session() as session:
+            outbox.publish(session, TOPIC, {"body": "later"}, delay=timedelta(seconds=1.5))
+
+        async def retried() -> bool:
+            return await effects(db) == ["eventually"]
+
+        assert await until(retried, 10)
+        async with db.session() as session:
+            row = (
+                await session.execute(
+                    text(
+                        "select attempts, last_error from outbox_events "
+                        "where payload->>'body' = 'eventually'"
+                    )
+                )
+            ).one()
+        assert row.attempts == 2 and row.last_error is None
+        assert await effects(db) == ["eventually"]  # the delayed one is not due yet
+
+        async def delayed() -> bool:
+            return await effects(db) == ["eventually", "later"]
+
+        assert await until(delayed, 10)
+    finally:
+        await consumer.stop()
