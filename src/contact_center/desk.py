@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from contact_center import service
+from contact_center import seating, service
 from contact_center.models import (
     AgentState,
     AgentStatus,
@@ -153,15 +153,19 @@ async def change_status(
     home_tenant_id: UUID,
     status: str,
     reason: str | None = None,
+    *,
+    reason_checked: bool = False,
 ) -> list[service.Offer]:
     """Ready, not ready (with one of the tenant's reasons) or signed out; the agent joins the
-    tenant's floor first if they are not on it."""
+    tenant's floor first if they are not on it. `reason_checked`: the reason is one of another
+    floor's the agent serves, given once for all of them."""
     try:
         chosen = AgentStatus(status)
     except ValueError:
         raise InvalidInput("Ready, not ready or signed out", field="status") from None
     if chosen == AgentStatus.NOT_READY:
-        if not reason or reason not in await code_labels(session, DeskCodeKind.NOT_READY):
+        known = reason_checked or reason in await code_labels(session, DeskCodeKind.NOT_READY)
+        if not reason or not known:
             raise InvalidInput("Choose why you are not ready", field="reason")
     else:
         reason = None
@@ -339,7 +343,7 @@ async def transfer_to_agent(
     target = await repo.agent(target_id, lock=True)
     if target is None or target.tenant_id != call.tenant_id:
         raise InvalidInput("No such agent", field="agent_id")
-    if target.status != AgentStatus.READY:
+    if target.status != AgentStatus.READY or not await seating.offerable(session, target):
         raise Conflict("That agent is not ready to take a call", field="agent_id")
     queue = await repo.get_queue(call.queue_id) if call.queue_id else None
     if queue is None:
@@ -416,6 +420,7 @@ class DeskState:
     (re)load, whatever events it missed."""
 
     agent: AgentState | None
+    tenant_id: UUID | None = None  # the floor
     offer: CallOffer | None = None
     offer_expires_at: datetime | None = None
     call: Call | None = None  # answered and in progress
@@ -423,9 +428,15 @@ class DeskState:
     wrap_up_ends_at: datetime | None = None
     queues: Sequence[Queue] = ()
 
+    @property
+    def busy(self) -> bool:
+        """A call is offered, in progress or being wrapped up on this floor."""
+        return bool(self.offer or self.call or self.wrap_up_call)
+
     def as_json(self) -> dict[str, Any]:
         agent, call, wrap = self.agent, self.call, self.wrap_up_call
         return {
+            "tenant_id": str(self.tenant_id) if self.tenant_id else None,
             "status": str(agent.status) if agent else str(AgentStatus.SIGNED_OUT),
             "reason": agent.reason if agent else None,
             "since": _iso(agent.since) if agent else None,
@@ -463,11 +474,13 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 async def desk_state(session: AsyncSession, user_id: UUID) -> DeskState:
+    """The agent's desk on the scoped tenant's floor."""
     repo = ContactCenterRepository(session)
+    floor = require_tenant()
     agent = await repo.agent(user_id)
     queues = await repo.queues()
     if agent is None:
-        return DeskState(agent=None, queues=queues)
+        return DeskState(agent=None, tenant_id=floor, queues=queues)
     by_id = {queue.id: queue for queue in queues}
     current = await repo.get_call(agent.current_call_id) if agent.current_call_id else None
     if current is not None and current.agent_id == user_id:
@@ -477,16 +490,16 @@ async def desk_state(session: AsyncSession, user_id: UUID) -> DeskState:
             if offer is not None:
                 seconds = queue.reservation_seconds if queue else 0
                 expires = offer.offered_at + timedelta(seconds=seconds)
-                return DeskState(agent, offer, expires, queues=queues)
+                return DeskState(agent, floor, offer, expires, queues=queues)
         elif current.status == CallStatus.ON_CALL:
-            return DeskState(agent, call=current, queues=queues)
+            return DeskState(agent, floor, call=current, queues=queues)
     if agent.status == AgentStatus.WRAP_UP and agent.last_call_id is not None:
         wrap = await repo.get_call(agent.last_call_id)
         if wrap is not None:
             queue = by_id.get(wrap.queue_id) if wrap.queue_id else None
             ends = agent.since + timedelta(seconds=queue.wrap_up_seconds if queue else 0)
-            return DeskState(agent, wrap_up_call=wrap, wrap_up_ends_at=ends, queues=queues)
-    return DeskState(agent, queues=queues)
+            return DeskState(agent, floor, wrap_up_call=wrap, wrap_up_ends_at=ends, queues=queues)
+    return DeskState(agent, floor, queues=queues)
 
 
 async def transfer_targets(session: AsyncSession, user_id: UUID) -> list[tuple[UUID, str]]:

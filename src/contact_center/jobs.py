@@ -1,4 +1,5 @@
-"""Outbox handlers of the contact center: the routing timers."""
+"""Outbox handlers of the contact center: the routing timers, and outsourced agents' floors
+following their seats (see `seating`)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ from uuid import UUID
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from contact_center import live, service, voice
+from contact_center import live, seating, service, voice
+from contact_center.models import AgentStatus
 from contact_center.repository import ContactCenterRepository
 from depotline.outbox import OutboxEvent
 from telephony_gateway import service as gateway
 from telephony_gateway.events import CallEnded, RecordingReady
+from tenant import service as tenancy
 
 
 async def on_offer_timeout(
     session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
 ) -> None:
     payload = event.payload
-    await service.release_offer(
-        session, UUID(payload["call_id"]), UUID(payload["agent_id"]), "timeout"
-    )
+    agent_id = UUID(payload["agent_id"])
+    if await ContactCenterRepository(session).open_offer(UUID(payload["call_id"]), agent_id):
+        # Missed here: away on the agent's other floors too (an answered offer is no news).
+        await _tell_other_floors(session, ctx, agent_id, seating.MISSED_ELSEWHERE)
+    await service.release_offer(session, UUID(payload["call_id"]), agent_id, "timeout")
 
 
 async def on_offered(session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]) -> None:
@@ -47,7 +52,41 @@ async def on_wrap_up_done(
 ) -> None:
     payload = event.payload
     call_id = UUID(payload["call_id"]) if payload.get("call_id") else None
-    await service.wrap_up_done(session, UUID(payload["agent_id"]), call_id)
+    agent_id = UUID(payload["agent_id"])
+    await service.wrap_up_done(session, agent_id, call_id)
+    # Free again (and not offered a call here at once): the agent's other floors may have
+    # calls waiting for them.
+    await _tell_other_floors(session, ctx, agent_id, seating.ROUTE_FLOOR, AgentStatus.READY)
+
+
+async def _tell_other_floors(
+    session: AsyncSession,
+    ctx: Mapping[str, Any],
+    agent_id: UUID,
+    topic: str,
+    only_if: AgentStatus | None = None,
+) -> None:
+    agent = await ContactCenterRepository(session).agent(agent_id)
+    if agent is None or not seating.outsourced(agent):
+        return
+    if only_if is not None and agent.status != only_if:
+        return
+    seating.tell_floors(session, topic, await seating.other_floors(ctx["db"], agent), agent_id)
+
+
+async def on_seat_ended(session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]) -> None:
+    """The agent gave back (or was freed from) this client's seat: off its floor."""
+    await seating.seat_ended(session, UUID(event.payload["user_id"]))
+
+
+async def on_route_floor(session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]) -> None:
+    await service.route(session)
+
+
+async def on_missed_elsewhere(
+    session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
+) -> None:
+    await seating.missed_elsewhere(session, UUID(event.payload["user_id"]))
 
 
 async def on_call_event(session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]) -> None:
@@ -64,4 +103,7 @@ HANDLERS = {
     service.OFFER_TIMEOUT: [on_offer_timeout],
     service.OVERFLOW_DUE: [on_overflow_due],
     service.WRAP_UP_DONE: [on_wrap_up_done],
+    tenancy.SEAT_ENDED: [on_seat_ended],
+    seating.ROUTE_FLOOR: [on_route_floor],
+    seating.MISSED_ELSEWHERE: [on_missed_elsewhere],
 }

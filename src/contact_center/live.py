@@ -2,7 +2,9 @@
 
 Every change of an agent's state, a call's state or an offer is noticed where it is written, at
 the flush, whichever code path made it (routing, the desk, a supervisor, a timer, the caller
-hanging up), and pushed once the transaction commits, by the process that committed it:
+hanging up), and pushed once the transaction commits, by the process that committed it. Routing
+writes a call joining a line and an offer in one SQL statement, not through a flush: it pushes
+them itself (`joined`, `offered`), the same events.
 
 agent channel ("agent:<user id>"), the agent's desktop:
   offer            {tenant_id, call_id, offer_id, offered_at}: a call is offered
@@ -27,10 +29,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from redis.asyncio import Redis
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contact_center.models import AgentState, Call, CallOffer, CallStatus
 from depotline import realtime
@@ -58,11 +62,17 @@ def _changed(row: object, fields: tuple[str, ...]) -> bool:
 
 
 def offer_event(offer: CallOffer) -> dict[str, Any]:
+    return _offer_event(offer.tenant_id, offer.call_id, offer.id, offer.offered_at)
+
+
+def _offer_event(
+    tenant_id: UUID, call_id: UUID, offer_id: UUID, offered_at: datetime | None
+) -> dict[str, Any]:
     return {
-        "tenant_id": str(offer.tenant_id),
-        "call_id": str(offer.call_id),
-        "offer_id": str(offer.id),
-        "offered_at": _iso(offer.offered_at),
+        "tenant_id": str(tenant_id),
+        "call_id": str(call_id),
+        "offer_id": str(offer_id),
+        "offered_at": _iso(offered_at),
     }
 
 
@@ -85,7 +95,27 @@ async def push_offer(redis: Redis, offer: CallOffer) -> str:
     )
 
 
-def _agent_changed(session: Session, agent: AgentState) -> None:
+def offered(session: Session | AsyncSession, agent: AgentState, call: Call, offer_id: UUID) -> None:
+    """An offer that routing wrote in one statement, not through a flush (which `_notice` would
+    have seen): the same pushes, at commit."""
+    channel = realtime.agent_channel(agent.user_id)
+    event = _offer_event(call.tenant_id, call.id, offer_id, call.offered_at)
+    realtime.after_commit(session, channel, "offer", event, once=f"offer:{offer_id}")
+    _agent_changed(session, agent, floor=True)
+    _call_floor(session, call)
+
+
+def joined(
+    session: Session | AsyncSession, call: Call, queue_id: UUID, queued_at: datetime
+) -> None:
+    """A call joining a line, which routing writes in its own statement (not through a flush):
+    the floor sees it waiting (and then offered, if it is offered at once)."""
+    _call_floor(session, call, CallStatus.QUEUED, queue_id, queued_at)
+
+
+def _agent_changed(
+    session: Session | AsyncSession, agent: AgentState, *, floor: bool = False
+) -> None:
     base = {
         "tenant_id": str(agent.tenant_id),
         "status": str(agent.status),
@@ -103,7 +133,7 @@ def _agent_changed(session: Session, agent: AgentState) -> None:
             "auto_answer": agent.auto_answer,
         },
     )
-    if _changed(agent, ("status", "reason", "current_call_id")):
+    if floor or _changed(agent, ("status", "reason", "current_call_id")):
         realtime.after_commit(
             session,
             realtime.floor_channel(agent.tenant_id),
@@ -115,19 +145,7 @@ def _agent_changed(session: Session, agent: AgentState) -> None:
 def _call_changed(session: Session, call: Call) -> None:
     state = inspect(call)
     if state.attrs["status"].history.has_changes():
-        realtime.after_commit(
-            session,
-            realtime.floor_channel(call.tenant_id),
-            "call",
-            {
-                "tenant_id": str(call.tenant_id),
-                "call_id": str(call.id),
-                "queue_id": str(call.queue_id) if call.queue_id else None,
-                "agent_id": str(call.agent_id) if call.agent_id else None,
-                "state": CALL_STATES.get(CallStatus(call.status), str(call.status)),
-                "at": _iso(call.ended_at or call.answered_at or call.offered_at or call.queued_at),
-            },
-        )
+        _call_floor(session, call)
     payload = {"tenant_id": str(call.tenant_id), "call_id": str(call.id)}
     # The agent who transferred the call away is told so (an offer withdrawn is an offer's
     # event); the agent it goes to gets an offer.
@@ -151,6 +169,31 @@ def _call_changed(session: Session, call: Call) -> None:
                 "conference_with": call.conference_with,
             },
         )
+
+
+def _call_floor(
+    session: Session | AsyncSession,
+    call: Call,
+    status: CallStatus | None = None,
+    queue_id: UUID | None = None,
+    queued_at: datetime | None = None,
+) -> None:
+    """The floor's call event; `status`, `queue_id`, `queued_at`: values not on `call` yet."""
+    status = CallStatus(status or call.status)
+    queue_id, queued_at = queue_id or call.queue_id, queued_at or call.queued_at
+    realtime.after_commit(
+        session,
+        realtime.floor_channel(call.tenant_id),
+        "call",
+        {
+            "tenant_id": str(call.tenant_id),
+            "call_id": str(call.id),
+            "queue_id": str(queue_id) if queue_id else None,
+            "agent_id": str(call.agent_id) if call.agent_id else None,
+            "state": CALL_STATES.get(status, str(status)),
+            "at": _iso(call.ended_at or call.answered_at or call.offered_at or queued_at),
+        },
+    )
 
 
 def _offer_changed(session: Session, offer: CallOffer, *, new: bool) -> None:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from sqlalchemy import Column, DateTime, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
 from depotline.db import TenantOwned, utcnow
 
@@ -93,6 +93,17 @@ class AgentState(TenantOwned, table=True):
     #: A supervisor's forced not ready / sign out, asked for during a call: applied when it ends.
     pending_status: AgentStatus | None = Field(default=None, sa_type=TEXT)
     pending_reason: str | None = None
+
+
+class AgentEngagement(SQLModel, table=True):
+    """An outsourced agent busy with a call (reserved, on it, wrapping up) on some client's
+    floor: kept by a database trigger on `agent_states` (migration 0010), one row per agent at
+    most, so no other floor offers them a call meanwhile. Names no tenant."""
+
+    __tablename__ = "agent_engagements"
+
+    user_id: UUID = Field(primary_key=True)
+    since: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class Call(TenantOwned, table=True):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    ColumnElement,
+    Boolean,
+    ColumnClause,
     DateTime,
     Integer,
     Select,
     Uuid,
     and_,
     bindparam,
+    column,
     exists,
     func,
     literal,
@@ -27,6 +30,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contact_center.models import (
+    AgentEngagement,
     AgentSkill,
     AgentState,
     AgentStatus,
@@ -89,48 +93,50 @@ class ContactCenterRepository:
     async def agents(self) -> Sequence[AgentState]:
         return (await self.session.exec(select(AgentState).order_by(col(AgentState.since)))).all()
 
-    async def best_free_agent(self, call: Call, queue: Queue) -> AgentState | None:
-        """The ready agent the queue's strategy picks for this call, locked."""
+    async def engaged_anywhere(self, user_id: UUID) -> bool:
+        """Whether the agent is busy with a call on some floor (see AgentEngagement)."""
+        query = select(AgentEngagement.user_id).where(AgentEngagement.user_id == user_id)
+        return (await self.session.exec(query)).first() is not None
 
-        def has_skill(queue_id: UUID) -> ColumnElement[bool]:
-            return exists().where(
-                col(AgentSkill.tenant_id) == col(AgentState.tenant_id),
-                col(AgentSkill.user_id) == col(AgentState.user_id),
-                col(AgentSkill.queue_id) == queue_id,
-            )
+    async def reserve_next(
+        self, tenant_id: UUID, now: datetime, offer_id: UUID, joining: Joining | None = None
+    ) -> Reservation | None:
+        """The routing decision, in one statement: the first waiting call (highest priority,
+        then longest waiting) that has a free agent, and the agent its queue's strategy picks,
+        reserved for it, the call offered and the offer recorded; `joining` joins the line in
+        the same statement. None: no pair. The caller holds the routing lock."""
+        params = {**_STATES, **_joining(joining), "tenant": tenant_id, "now": now}
+        params["offer"] = offer_id
+        while True:
+            rows = (await self.session.execute(_reserve_next(), params)).all()
+            for row in rows:
+                if row.AgentState is not None and row.Call is not None:
+                    return Reservation(row.AgentState, row.Call, row.reservation_seconds, row.more)
+            if not rows[0].picked:
+                return None
+            # The agent changed after this statement's snapshot was taken (a change outside
+            # routing, e.g. signing in again): nothing was written for the pair (the joining
+            # call is in line now). Pick again.
+            params.update(_joining(None))
 
-        eligible: list[ColumnElement[bool]] = [has_skill(queue.id)]
-        if call.overflowed_at is not None:
-            if queue.overflow_queue_id is not None:
-                eligible.append(has_skill(queue.overflow_queue_id))
-            if queue.overflow_operator_id is not None:
-                eligible.append(col(AgentState.home_tenant_id) == queue.overflow_operator_id)
-        level = (
-            select(func.coalesce(func.max(AgentSkill.level), 0))
-            .where(
-                col(AgentSkill.user_id) == col(AgentState.user_id),
-                col(AgentSkill.queue_id) == queue.id,
-            )
-            .scalar_subquery()
-        )
-        orders: dict[Strategy, list[Any]] = {
-            Strategy.LONGEST_IDLE: [col(AgentState.since)],
-            Strategy.ROUND_ROBIN: [
-                col(AgentState.last_offered_at).asc().nulls_first(),
-                col(AgentState.since),
-            ],
-            Strategy.LEAST_TALK: [col(AgentState.talk_seconds_today), col(AgentState.since)],
-            Strategy.SKILL_FIRST: [level.desc(), col(AgentState.since)],
+    async def reserve(
+        self, tenant_id: UUID, call_id: UUID, agent_id: UUID, now: datetime, offer_id: UUID
+    ) -> tuple[AgentState, Call] | None:
+        """`reserve_next` for a chosen call and agent (a transfer to a named agent). None: the
+        agent is not ready."""
+        params = {
+            **_STATES,
+            **_joining(None),
+            "tenant": tenant_id,
+            "now": now,
+            "offer": offer_id,
+            "call": call_id,
+            "agent": agent_id,
         }
-        order = orders[Strategy(queue.strategy)]
-        query = (
-            select(AgentState)
-            .where(AgentState.status == AgentStatus.READY, or_(*eligible))
-            .order_by(*order)
-            .limit(1)
-            .with_for_update(of=AgentState)
-        )
-        return (await self.session.exec(query)).first()
+        row = (await self.session.execute(_reserve(), params)).first()
+        if row is None or row.AgentState is None or row.Call is None:
+            return None
+        return row.AgentState, row.Call
 
     # -- calls -------------------------------------------------------------------------------
     async def get_call(self, call_id: UUID, *, lock: bool = False) -> Call | None:
@@ -153,23 +159,6 @@ class ContactCenterRepository:
             .order_by(col(Call.priority).desc(), col(Call.queued_at))
         )
         return (await self.session.exec(query)).all()
-
-    async def waiting_calls_in_queues(self) -> list[tuple[Call, Queue]]:
-        """Waiting calls with their queues, in routing order (as `waiting_calls`), in one round
-        trip: routing needs both, and every queue of the tenant only for these calls."""
-        query = (
-            sa_select(Call, Queue)
-            .join(
-                Queue,
-                and_(
-                    col(Queue.tenant_id) == col(Call.tenant_id),
-                    col(Queue.id) == col(Call.queue_id),
-                ),
-            )
-            .where(col(Call.status) == CallStatus.QUEUED)
-            .order_by(col(Call.priority).desc(), col(Call.queued_at))
-        )
-        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 
     async def count_waiting(self, queue_id: UUID) -> int:
         query = (
@@ -479,3 +468,219 @@ def _call_start_facts() -> Select[Any]:
         .select_from(one)
         .outerjoin(ContactCenterSettings, col(ContactCenterSettings.tenant_id) == tenant)
     )
+
+
+@dataclass(frozen=True)
+class Joining:
+    """A call joining a queue's line, as routing decided it joins."""
+
+    call_id: UUID
+    queue_id: UUID
+    priority: int
+    queued_at: datetime
+    overflowed_at: datetime | None
+
+
+def _joining(joining: Joining | None) -> dict[str, Any]:
+    return {
+        "joining": joining.call_id if joining else None,
+        "joining_queue": joining.queue_id if joining else None,
+        "joining_priority": joining.priority if joining else None,
+        "joining_queued_at": joining.queued_at if joining else None,
+        "joining_overflowed_at": joining.overflowed_at if joining else None,
+    }
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An agent reserved for a call by `reserve_next`, both rows as the statement left them."""
+
+    agent: AgentState
+    call: Call
+    reservation_seconds: int
+    #: Another waiting call may have a free agent as well: route again.
+    more: bool
+
+
+#: The states and strategies the routing statements name, as bound parameters.
+_STATES = {
+    "queued": CallStatus.QUEUED.value,
+    "offered": CallStatus.OFFERED.value,
+    "ready": AgentStatus.READY.value,
+    "reserved": AgentStatus.RESERVED.value,
+    "round_robin": Strategy.ROUND_ROBIN.value,
+    "least_talk": Strategy.LEAST_TALK.value,
+    "skill_first": Strategy.SKILL_FIRST.value,
+}
+
+
+def _columns(table: Any, alias: str) -> str:
+    return ", ".join(f"{alias}.{c.name}" for c in table.columns)
+
+
+# Each kind of waiting call (queue, overflowed or not) is represented by its first call: a later
+# call of the kind has the same agents. Eligible for a kind: ready agents with the queue's skill;
+# once overflowed, also those with the overflow queue's skill and the overflow operator's
+# agents. Its queue's strategy ranks them: longest idle (`since`), round robin (least recently
+# offered, never offered first), least talk time today, or skill level first (no skill: 0);
+# ties go to the longest idle. The best two are kept so the statement can also tell whether a
+# second pair is left once the first is made.
+_PICK = """
+kinds AS (
+  SELECT DISTINCT ON (w.queue_id, w.overflowed)
+         w.id, w.queue_id, w.priority, w.queued_at, w.overflowed,
+         count(*) OVER (PARTITION BY w.queue_id, w.overflowed) AS calls
+  FROM (SELECT c.id, c.queue_id, c.priority, c.queued_at, c.overflowed_at IS NOT NULL AS overflowed
+        FROM calls c
+        WHERE c.tenant_id = :tenant AND c.status = :queued
+          AND c.id IS DISTINCT FROM CAST(:joining AS uuid)
+        UNION ALL
+        SELECT CAST(:joining AS uuid), CAST(:joining_queue AS uuid),
+               CAST(:joining_priority AS integer), CAST(:joining_queued_at AS timestamptz),
+               CAST(:joining_overflowed_at AS timestamptz) IS NOT NULL
+        WHERE CAST(:joining AS uuid) IS NOT NULL) AS w
+  ORDER BY w.queue_id, w.overflowed, w.priority DESC, w.queued_at
+),
+options AS (
+  SELECT k.id AS call_id, k.priority, k.queued_at, k.calls, q.reservation_seconds,
+         a.id AS agent_row, a.user_id, a.rank
+  FROM kinds k
+  JOIN queues q ON q.tenant_id = :tenant AND q.id = k.queue_id
+  CROSS JOIN LATERAL (
+    SELECT a.id, a.user_id, row_number() OVER (ORDER BY
+             CASE WHEN q.strategy = :skill_first THEN coalesce(sk.level, 0) END DESC,
+             CASE WHEN q.strategy = :round_robin THEN a.last_offered_at END ASC NULLS FIRST,
+             CASE WHEN q.strategy = :least_talk THEN a.talk_seconds_today END,
+             a.since) AS rank
+    FROM agent_states a
+    LEFT JOIN agent_skills sk  -- the agent's skill in the queue (one at most), or none
+      ON sk.tenant_id = a.tenant_id AND sk.user_id = a.user_id AND sk.queue_id = q.id
+    WHERE a.tenant_id = :tenant AND a.status = :ready
+      -- An outsourced agent: seated on this floor, not busy on another (migration 0010).
+      AND (a.home_tenant_id = a.tenant_id
+           OR (depotline_holds_seat(a.tenant_id, a.user_id)
+               AND NOT EXISTS (SELECT FROM agent_engagements e WHERE e.user_id = a.user_id)))
+      AND (sk.id IS NOT NULL
+           OR (k.overflowed
+               AND (a.home_tenant_id = q.overflow_operator_id
+                    OR EXISTS (SELECT FROM agent_skills s
+                               WHERE s.tenant_id = a.tenant_id AND s.user_id = a.user_id
+                                 AND s.queue_id = q.overflow_queue_id))))
+    ORDER BY rank
+    LIMIT 2
+  ) AS a
+),
+pick AS (
+  SELECT o.call_id, o.agent_row, o.reservation_seconds,
+         EXISTS (SELECT FROM options m
+                 WHERE m.user_id <> o.user_id AND (m.call_id <> o.call_id OR m.calls > 1)) AS more
+  FROM options o
+  ORDER BY o.priority DESC, o.queued_at, o.rank
+  LIMIT 1
+),
+"""
+
+# Rows are found by primary key through scalar subqueries, so the plan never depends on the
+# planner guessing the CTEs' sizes (a scan of a tenant's calls would grow with its history).
+# The status check makes the database itself refuse an agent who is no longer ready (changed
+# outside routing after the snapshot): then nothing is written for the pair. The call joining
+# the line (:joining, if any) is written as waiting, or offered if it is the call picked: one
+# UPDATE for both, as a statement may change a row once. {agent} and {call}: the models'
+# columns, in their order (the rows are matched to the models by position).
+_WRITE = """
+reserved AS (
+  UPDATE agent_states a
+  SET status = :reserved, reason = NULL, since = CAST(:now AS timestamptz),
+      current_call_id = (SELECT p.call_id FROM pick p),
+      last_offered_at = CAST(:now AS timestamptz)
+  WHERE a.tenant_id = :tenant AND a.id = (SELECT p.agent_row FROM pick p) AND a.status = :ready
+  RETURNING {agent}
+),
+offered AS (
+  UPDATE calls c
+  SET status = CASE WHEN c.id = x.call_id THEN :offered ELSE :queued END,
+      agent_id = CASE WHEN c.id = x.call_id THEN x.user_id ELSE c.agent_id END,
+      offered_at = CASE WHEN c.id = x.call_id THEN CAST(:now AS timestamptz) ELSE c.offered_at END,
+      queue_id = CASE WHEN c.id = CAST(:joining AS uuid)
+                      THEN CAST(:joining_queue AS uuid) ELSE c.queue_id END,
+      priority = CASE WHEN c.id = CAST(:joining AS uuid)
+                      THEN CAST(:joining_priority AS integer) ELSE c.priority END,
+      queued_at = CASE WHEN c.id = CAST(:joining AS uuid)
+                       THEN CAST(:joining_queued_at AS timestamptz) ELSE c.queued_at END,
+      overflowed_at = CASE WHEN c.id = CAST(:joining AS uuid)
+                           THEN CAST(:joining_overflowed_at AS timestamptz)
+                           ELSE c.overflowed_at END
+  FROM (SELECT (SELECT r.current_call_id FROM reserved r) AS call_id,
+               (SELECT r.user_id FROM reserved r) AS user_id) AS x
+  WHERE c.tenant_id = :tenant
+    AND c.id = ANY (ARRAY[(SELECT r.current_call_id FROM reserved r), CAST(:joining AS uuid)])
+  RETURNING {call}
+),
+recorded AS (
+  INSERT INTO call_offers (tenant_id, id, call_id, agent_id, offered_at)
+  SELECT r.tenant_id, CAST(:offer AS uuid), r.current_call_id, r.user_id,
+         CAST(:now AS timestamptz)
+  FROM reserved r
+)
+"""
+
+_RESERVE_NEXT = (
+    "WITH "
+    + _PICK
+    + _WRITE
+    + """
+SELECT r.*, o.*, p.reservation_seconds, p.more, p.call_id IS NOT NULL AS picked
+FROM (SELECT) AS one
+LEFT JOIN pick p ON true
+LEFT JOIN offered o ON true
+LEFT JOIN reserved r ON r.current_call_id = o.id
+"""
+)
+
+# A transfer to a named agent: the pair is given.
+_GIVEN = """
+pick AS (
+  SELECT CAST(:call AS uuid) AS call_id, a.id AS agent_row
+  FROM agent_states a
+  WHERE a.tenant_id = :tenant AND a.user_id = :agent
+),
+"""
+
+_RESERVE = (
+    "WITH "
+    + _GIVEN
+    + _WRITE
+    + """
+SELECT r.*, o.* FROM reserved r JOIN offered o ON true
+"""
+)
+
+
+def _mapped(sql: str, *extra: ColumnClause[Any]) -> Any:
+    """`sql` as an ORM statement whose rows are (AgentState, Call, *extra), by position: the
+    rows it returns are loaded into (or refresh) the session's objects."""
+    agent: Any = AgentState.__table__  # type: ignore[attr-defined]
+    call: Any = Call.__table__  # type: ignore[attr-defined]
+    columns = {"agent": _columns(agent, "a"), "call": _columns(call, "c")}
+    statement = text(sql.format(**columns)).columns(*agent.columns, *call.columns, *extra)
+    return (
+        select(AgentState, Call, *extra)
+        .from_statement(statement)
+        .execution_options(populate_existing=True)
+    )
+
+
+@cache
+def _reserve_next() -> Any:
+    """Built once: every routing decision runs it."""
+    return _mapped(
+        _RESERVE_NEXT,
+        column("reservation_seconds", Integer()),
+        column("more", Boolean()),
+        column("picked", Boolean()),
+    )
+
+
+@cache
+def _reserve() -> Any:
+    return _mapped(_RESERVE)

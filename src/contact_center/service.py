@@ -7,23 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from contact_center import live
 from contact_center.models import (
     AgentSkill,
     AgentState,
     AgentStatus,
     BlocklistEntry,
     Call,
-    CallOffer,
     CallStatus,
     Queue,
     Strategy,
 )
-from contact_center.repository import ContactCenterRepository
+from contact_center.repository import ContactCenterRepository, Joining
 from depotline import outbox
 from depotline.auth import Principal
 from depotline.db import require_tenant, utcnow
@@ -160,63 +160,75 @@ async def enqueue(
     # only for a queue with that rule: one statement fewer on every routing decision).
     limit = queue.overflow_when_waiting
     already_waiting = await repo.count_waiting(queue.id) if limit is not None else 0
-    call.status, call.queue_id, call.queued_at = CallStatus.QUEUED, queue.id, call.queued_at or now
-    call.priority = VIP_PRIORITY if vip else call.priority
-    if limit is not None and already_waiting >= limit:
-        call.overflowed_at = now
+    overflowed = now if limit is not None and already_waiting >= limit else call.overflowed_at
+    joining = Joining(
+        call_id=call.id,
+        queue_id=queue.id,
+        priority=VIP_PRIORITY if vip else call.priority,
+        queued_at=call.queued_at or now,
+        overflowed_at=overflowed,
+    )
     repo.add(call)
-    await repo.flush()
-    if queue.overflow_after_seconds is not None and call.overflowed_at is None:
+    if queue.overflow_after_seconds is not None and overflowed is None:
         outbox.publish(
             session,
             OVERFLOW_DUE,
             {"call_id": str(call.id)},
             delay=timedelta(seconds=queue.overflow_after_seconds),
         )
-    return await route(session, locked=True)
+    live.joined(session, call, queue.id, joining.queued_at)
+    # The call is written as waiting (or offered at once) by the routing statement itself.
+    return await route(session, locked=True, joining=joining)
 
 
-async def route(session: AsyncSession, *, locked: bool = False) -> list[Offer]:
+async def route(
+    session: AsyncSession, *, locked: bool = False, joining: Joining | None = None
+) -> list[Offer]:
     """Offer waiting calls to free agents until no more pairs match. Highest priority first,
     then the longest waiting; each queue's strategy picks among its eligible ready agents.
-    `locked`: the caller holds the routing lock already (taking it again is a round trip)."""
+    `locked`: the caller holds the routing lock already (taking it again is a round trip).
+    `joining`: a call that joins the line in the first routing statement."""
     repo = ContactCenterRepository(session)
+    tenant_id = require_tenant()
     if not locked:
-        await repo.lock_routing(require_tenant())
+        await repo.lock_routing(tenant_id)
     offers: list[Offer] = []
-    # Once a queue (as overflowed or not) has no free agent, later calls of it have none either:
-    # skip the query for them instead of asking once per waiting call.
-    exhausted: set[tuple[UUID, bool]] = set()
-    for call, queue in await repo.waiting_calls_in_queues():
-        kind = (queue.id, call.overflowed_at is not None)
-        if kind in exhausted:
-            continue
-        agent = await repo.best_free_agent(call, queue)
-        if agent is None:
-            exhausted.add(kind)
-            continue
-        offers.append(await offer_call(session, call, agent, queue))
+    # One statement a decision (picking the pair and reserving it): the hot path of routing.
+    while True:
+        offer_id = uuid4()
+        made = await repo.reserve_next(tenant_id, utcnow(), offer_id, joining)
+        joining = None
+        if made is None:
+            break
+        offers.append(_offered(session, made.agent, made.call, offer_id, made.reservation_seconds))
+        if not made.more:
+            break
     if offers:
         log.info("routed", offers=len(offers))
     return offers
 
 
 async def offer_call(session: AsyncSession, call: Call, agent: AgentState, queue: Queue) -> Offer:
-    """Reserve a free agent for a call (the caller holds the routing lock): the offer, its
-    OFFERED event and the timer that takes the call back if nobody answers. Routing and a
-    transfer to a named agent both offer this way."""
+    """Reserve a ready agent for a call (the caller holds the routing lock): the offer, its
+    OFFERED event and the timer that takes the call back if nobody answers. For a transfer to
+    a named agent; routing reserves the agent it picks the same way (`route`)."""
     repo = ContactCenterRepository(session)
-    now = utcnow()
-    _move(agent, AgentStatus.RESERVED, None)
-    agent.current_call_id, agent.last_offered_at = call.id, now
-    call.status, call.agent_id, call.offered_at = CallStatus.OFFERED, agent.user_id, now
-    repo.add(agent, call, CallOffer(call_id=call.id, agent_id=agent.user_id, offered_at=now))
-    await repo.flush()
+    offer_id = uuid4()
+    made = await repo.reserve(require_tenant(), call.id, agent.user_id, utcnow(), offer_id)
+    if made is None:
+        raise Conflict("That agent is not ready to take a call", field="agent_id")
+    return _offered(session, *made, offer_id, queue.reservation_seconds)
+
+
+def _offered(
+    session: AsyncSession, agent: AgentState, call: Call, offer_id: UUID, reservation_seconds: int
+) -> Offer:
+    """What follows an offer written by the repository (not by a flush, which `live` would
+    notice): the pushes to the agent and the floor, the OFFERED event and the timeout."""
+    live.offered(session, agent, call, offer_id)
     payload = {"call_id": str(call.id), "agent_id": str(agent.user_id)}
     outbox.publish(session, OFFERED, payload)
-    outbox.publish(
-        session, OFFER_TIMEOUT, payload, delay=timedelta(seconds=queue.reservation_seconds)
-    )
+    outbox.publish(session, OFFER_TIMEOUT, payload, delay=timedelta(seconds=reservation_seconds))
     return Offer(call.id, agent.user_id)
 
 

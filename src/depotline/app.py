@@ -13,7 +13,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -47,6 +46,7 @@ from depotline.problems import (
     unhandled_exception_handler,
 )
 from depotline.routes import HealthController, HomeController
+from depotline.sessions import ChangedOnlySessionConfig
 from pickup import demo as pickup_demo
 from pickup import jobs as pickup_jobs
 from pickup import notification_jobs as pickup_notification_jobs
@@ -182,7 +182,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         redis: Redis = state.redis
         return redis
 
-    sessions = ServerSideSessionConfig(
+    # Written back only when changed: a page polling its state must not overwrite a flash
+    # message (or a seat taken) that another request saved meanwhile.
+    sessions = ChangedOnlySessionConfig(
         key=SESSION_COOKIE,
         httponly=True,
         samesite="lax",

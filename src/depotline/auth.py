@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from uuid import UUID
 
@@ -21,11 +22,22 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException, Permi
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from depotline.db import current_tenant, current_user_id
+from depotline.db import current_tenant, current_user_id, tenant_scope
+from depotline.errors import NotFound
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "x-csrf-token"
+
+
+@dataclass(frozen=True)
+class Seat:
+    """An open seat on a client's floor. An operator's agent may hold seats of several clients
+    at once and take their calls on one desk."""
+
+    tenant_id: UUID
+    tenant_name: str
+    seat_session_id: UUID
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=frozenset)
     seat_session_id: UUID | None = None
     email: str | None = None
+    #: Every client whose seat this user holds now (checked on each request), the acting one too.
+    seats: tuple[Seat, ...] = ()
 
     @property
     def is_platform_admin(self) -> bool:
@@ -50,6 +64,40 @@ class Principal:
     def is_outsourced(self) -> bool:
         """Acting for a client through a hosted seat, not as a member of that client."""
         return self.seat_session_id is not None and self.acting_tenant_id != self.home_tenant_id
+
+    @property
+    def serving(self) -> frozenset[UUID]:
+        """The clients whose data this user may read now: those whose seat they hold."""
+        return frozenset(seat.tenant_id for seat in self.seats)
+
+
+def acting_for(principal: Principal, tenant_id: UUID) -> Principal:
+    """The principal as it acts for `tenant_id`: its acting tenant, or a client whose seat it
+    holds (where it is that client's agent, whatever its role at home). Any other tenant does
+    not exist for it: NotFound, never a hint that the record is there."""
+    if tenant_id == principal.acting_tenant_id:
+        return principal
+    for seat in principal.seats:
+        if seat.tenant_id == tenant_id:
+            return replace(
+                principal,
+                acting_tenant_id=tenant_id,
+                acting_tenant_name=seat.tenant_name,
+                acting_tenant_kind="client",
+                role="agent",
+                seat_session_id=seat.seat_session_id,
+            )
+    raise NotFound("Not found")
+
+
+@contextmanager
+def scope_for(principal: Principal, tenant_id: UUID) -> Iterator[Principal]:
+    """Run the block (and every transaction begun in it) under `tenant_id`, for a request whose
+    record lives in a tenant other than the acting one (a call offered from another client's
+    floor). The one way in: refused exactly as `acting_for` refuses."""
+    acting = acting_for(principal, tenant_id)
+    with tenant_scope(tenant_id):
+        yield acting
 
 
 Resolver = Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[Principal | None]]

@@ -130,8 +130,8 @@ class AuthPages(Controller):
         if wanted not in {str(t.id) for _, t in memberships}:
             flash(request, "You are not a member of that tenant", "error")
             return Redirect(path="/auth/choose-tenant")
-        if request.session.get("seat_session_id"):
-            await leave_seat_for(request, db)
+        if isinstance(request.scope.get("user"), Principal):
+            await leave_seat_for(request, db)  # every seat: the seats were the old tenant's
         _enter(request, UUID(wanted))
         return Redirect(path=_safe_next(form.get("next", "/")))
 
@@ -619,7 +619,13 @@ class SeatPages(Controller):
                 repo = TenantRepository(session)
                 mine = [a for a in await repo.assignments() if a.user_id == principal.user_id]
                 clients = await repo.tenants_by_ids([a.client_id for a in mine])
-        return render(request, "tenant/seat_picker.html", clients=list(clients.values()))
+        free = [c for c in clients.values() if c.id not in principal.serving]
+        return render(
+            request,
+            "tenant/seat_picker.html",
+            clients=sorted(free, key=lambda c: c.name),
+            seats=principal.seats,
+        )
 
     @post("/take")
     async def take(self, request: Req, db: NamedDependency[Database]) -> Redirect:
@@ -636,7 +642,13 @@ class SeatPages(Controller):
 
     @post("/leave")
     async def leave(self, request: Req, db: NamedDependency[Database]) -> Redirect:
-        await leave_seat_for(request, db)
+        """Leave one client's seat (client_id), or every seat held."""
+        raw = (await form_of(request)).get("client_id")
+        try:
+            client_id = UUID(raw) if raw else None
+        except ValueError:
+            raise NotFound("No such seat") from None
+        await leave_seat_for(request, db, client_id)
         flash(request, "Seat released")
         return Redirect(path="/seats/")
 

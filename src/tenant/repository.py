@@ -206,10 +206,40 @@ class TenantRepository:
             query = query.with_for_update()
         return (await self.session.exec(query)).first()
 
-    async def open_seat_session_of(self, user_id: UUID) -> SeatSession | None:
+    async def open_seats_of(
+        self, user_id: UUID, operator_id: UUID
+    ) -> Sequence[tuple[SeatSession, Tenant]]:
+        """The seats the user holds for `operator_id` now, with their clients, by client name:
+        visible under the operator's scope (or, one client's only, under that client's)."""
+        query = (
+            select(SeatSession, Tenant)
+            .join(Tenant, col(Tenant.id) == col(SeatSession.tenant_id))
+            .where(
+                SeatSession.user_id == user_id,
+                SeatSession.operator_id == operator_id,
+                col(SeatSession.ended_at).is_(None),
+                col(Tenant.active).is_(True),
+            )
+            .order_by(col(Tenant.name))
+        )
+        return (await self.session.exec(query)).all()
+
+    async def holds_open_seat(self, client_id: UUID, user_id: UUID) -> bool:
+        """`depotline_holds_seat` (migration 0010): the one definition, shared with routing."""
+        held = await self.session.execute(
+            text("select depotline_holds_seat(:client, :user)"),
+            {"client": client_id, "user": user_id},
+        )
+        return bool(held.scalar())
+
+    async def open_seat_session_of(
+        self, user_id: UUID, client_id: UUID | None = None
+    ) -> SeatSession | None:
         query = select(SeatSession).where(
             SeatSession.user_id == user_id, col(SeatSession.ended_at).is_(None)
         )
+        if client_id is not None:
+            query = query.where(SeatSession.tenant_id == client_id)
         return (await self.session.exec(query)).first()
 
     # -- audit -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from depotline.auth import (
     platform_only,
     principal_of,
     requires,
+    scope_for,
     signed_in,
 )
 from depotline.config import Settings
@@ -71,28 +72,28 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
     user_id = UUID(session["user_id"])
     home = UUID(session["home_tenant_id"])
     acting = UUID(session.get("acting_tenant_id") or session["home_tenant_id"])
-    seat_id = UUID(session["seat_session_id"]) if session.get("seat_session_id") else None
-    if acting != home and not await _seat_still_held(db, acting, seat_id, user_id):
-        # A supervisor freed the seat (or it was never held): back to the agent's own tenant.
-        acting, seat_id = home, None
-        session["acting_tenant_id"], session["seat_session_id"] = str(home), None
     with user_scope(user_id), tenant_scope(home):
         async with db.session() as db_session:
             user = await TenantRepository(db_session).get_user(user_id)
             if user is None:
                 return None
-            return await service.principal_for(db_session, user, home, acting, seat_id)
+            # The seats are read on every request: a seat a supervisor freed gives no access
+            # from the very next request on.
+            principal = await service.principal_for(
+                db_session, user, home, acting, seat_required=True
+            )
+    if principal is not None and principal.acting_tenant_id != acting:
+        _remember(session, principal)
+    return principal
 
 
-async def _seat_still_held(
-    db: Database, client_id: UUID, seat_id: UUID | None, user_id: UUID
-) -> bool:
-    if seat_id is None:
-        return False
-    with tenant_scope(client_id):
-        async with db.session() as db_session:
-            seat = await TenantRepository(db_session).get_seat_session(seat_id)
-    return seat is not None and seat.ended_at is None and seat.user_id == user_id
+def _remember(session: dict[str, Any], principal: Principal) -> None:
+    """The tenant a browser acts for (and its seat) in its session: written only when it
+    changes, so the session store is not written on every request."""
+    acting = str(principal.acting_tenant_id)
+    seat = str(principal.seat_session_id) if principal.seat_session_id else None
+    if (session.get("acting_tenant_id"), session.get("seat_session_id")) != (acting, seat):
+        session["acting_tenant_id"], session["seat_session_id"] = acting, seat
 
 
 async def _api_key_principal(db: Database, raw: str) -> Principal | None:
@@ -461,43 +462,58 @@ class SeatApi(Controller):
         seat = await take_seat_for(request, db, data.client_id)
         return SeatSessionOut.model_validate(seat)
 
-    @post("/sign-out", summary="Give the seat back")
+    @post("/sign-out", summary="Give a client's seat back (client_id), or every seat held")
     async def sign_out(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database]
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        client_id: FromQuery[UUID | None] = None,
     ) -> dict[str, bool]:
-        return {"released": await leave_seat_for(request, db)}
+        return {"released": await leave_seat_for(request, db, client_id)}
 
 
 async def take_seat_for(request: Request[Any, Any, Any], db: Database, client_id: UUID) -> Any:
+    """Take a seat of `client_id` as well as any held already (an agent may serve several
+    clients at once); the browser then acts for that client."""
     principal = principal_of(request)
     if principal.via != "session" or principal.role not in (Role.AGENT, Role.SUPERVISOR):
         raise NotFound("No seat of that client for you")
-    if principal.seat_session_id is not None:
-        await leave_seat_for(request, db)
-        principal = principal_of(request)
-    home = principal.home_tenant_id
     with tenant_scope(client_id):
         async with db.session() as session:
             seat = await service.take_seat(session, _home_principal(principal), client_id)
+    request.session["home_tenant_id"] = str(principal.home_tenant_id)
     request.session["acting_tenant_id"] = str(client_id)
     request.session["seat_session_id"] = str(seat.id)
-    request.session["home_tenant_id"] = str(home)
+    await _refresh_principal(request)
     return seat
 
 
-async def leave_seat_for(request: Request[Any, Any, Any], db: Database) -> bool:
+async def leave_seat_for(
+    request: Request[Any, Any, Any], db: Database, client_id: UUID | None = None
+) -> bool:
+    """Give back the seat of `client_id`, or every seat held when None (signing out, changing
+    home tenant). The browser then acts for a client still served, else for the home tenant."""
     principal = principal_of(request)
-    if principal.seat_session_id is None:
+    leaving = [s for s in principal.seats if client_id is None or s.tenant_id == client_id]
+    if not leaving:
         return False
-    with tenant_scope(principal.acting_tenant_id):
-        async with db.session() as session:
-            await service.leave_seat(session, principal, principal.seat_session_id)
-    request.session["acting_tenant_id"] = str(principal.home_tenant_id)
-    request.session["seat_session_id"] = None
+    for seat in leaving:
+        with scope_for(principal, seat.tenant_id) as on_seat:
+            async with db.session() as session:
+                await service.leave_seat(session, on_seat, seat.seat_session_id)
+    await _refresh_principal(request)
     return True
 
 
+async def _refresh_principal(request: Request[Any, Any, Any]) -> None:
+    """The rest of the request sees the seats as they are now (and the session remembers
+    which tenant the browser acts for)."""
+    principal = await resolve_principal(request)
+    request.scope["user"] = request.scope["auth"] = principal
+
+
 def _home_principal(principal: NamedDependency[Principal]) -> Principal:
+    """The principal acting for its home tenant: how an agent asks a client for a seat."""
     return replace(principal, acting_tenant_id=principal.home_tenant_id, seat_session_id=None)
 
 

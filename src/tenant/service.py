@@ -21,8 +21,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from depotline import crypto
-from depotline.auth import Principal
+from depotline import crypto, outbox
+from depotline.auth import Principal, Seat
 from depotline.db import utcnow
 from depotline.errors import (
     Conflict,
@@ -55,6 +55,11 @@ LOCKOUT = timedelta(minutes=15)
 INVITATION_TTL = timedelta(days=7)
 RESET_TTL = timedelta(hours=1)
 API_KEY_SCOPES = frozenset({"read", "write"})
+#: Who may sit on a client's hosted seat.
+SEAT_ROLES = frozenset({Role.AGENT, Role.SUPERVISOR})
+#: Outbox topic: a seat session ended (left, freed by a supervisor, signed out); the tenant is
+#: the client, the payload names the user. Floors the agent worked there follow it.
+SEAT_ENDED = "tenant.seat_ended"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -267,16 +272,32 @@ async def principal_for(
     home_tenant_id: UUID,
     acting_tenant_id: UUID | None = None,
     seat_session_id: UUID | None = None,
+    *,
+    seat_required: bool = False,
 ) -> Principal | None:
     """The principal of a signed-in user acting for a tenant, or None if no longer allowed.
+    It carries every client seat the user holds now (an operator's agent may serve several).
 
-    Runs under the user's own scope (to read their memberships) and, for the seat check, under
-    the acting tenant's scope: the caller arranges both."""
+    Runs under the user's own scope (to read their memberships) and the home tenant's (to read
+    the seats its agents hold): the caller arranges both. `seat_required`: acting for a client
+    needs an open seat of it; without one (freed by a supervisor) the user acts for another
+    client they still serve, else for their home tenant."""
     repo = TenantRepository(session)
     membership = await repo.membership(home_tenant_id, user.id)
     if membership is None or not user.active:
         return None
+    seats: tuple[Seat, ...] = ()
+    if membership.role in SEAT_ROLES:
+        seats = tuple(
+            Seat(tenant_id=client.id, tenant_name=client.name, seat_session_id=seat.id)
+            for seat, client in await repo.open_seats_of(user.id, home_tenant_id)
+        )
     acting_id = acting_tenant_id or home_tenant_id
+    held = {seat.tenant_id: seat.seat_session_id for seat in seats}
+    if seat_required and acting_id != home_tenant_id and acting_id not in held:
+        acting_id = seats[0].tenant_id if seats else home_tenant_id
+    if acting_id != home_tenant_id:
+        seat_session_id = held.get(acting_id, seat_session_id)
     acting = await repo.get_tenant(acting_id)
     if acting is None or not acting.active:
         return None
@@ -293,7 +314,8 @@ async def principal_for(
         acting_tenant_kind=acting.kind,
         role=role,
         via="session",
-        seat_session_id=seat_session_id,
+        seat_session_id=seat_session_id if acting_id != home_tenant_id else None,
+        seats=seats,
     )
 
 
@@ -613,7 +635,7 @@ async def take_seat(session: AsyncSession, agent: Principal, client_id: UUID) ->
     leases = await repo.active_leases(client_id, operator_id, utcnow().date(), lock=True)
     if not leases:
         raise Conflict("That client has no current seat lease with your operator")
-    existing = await repo.open_seat_session_of(agent.user_id)
+    existing = await repo.open_seat_session_of(agent.user_id, client_id)
     if existing is not None:
         return existing
     holders: list[SeatSession] = []
@@ -680,7 +702,26 @@ async def leave_seat(
             record_id=seat.id,
             reason=reason,
         )
+        outbox.publish(
+            session,
+            SEAT_ENDED,
+            {"user_id": str(seat.user_id), "seat_session_id": str(seat.id)},
+            tenant_id=seat.tenant_id,
+        )
     return seat
+
+
+async def holds_open_seat(session: AsyncSession, user_id: UUID, client_id: UUID) -> bool:
+    """Whether the user holds an open seat of `client_id` now. Runs under the client's scope:
+    other domains ask this before letting an operator's agent near the client's data."""
+    return await TenantRepository(session).holds_open_seat(client_id, user_id)
+
+
+async def clients_served(session: AsyncSession, user_id: UUID, operator_id: UUID) -> list[UUID]:
+    """The clients whose seats the user holds for `operator_id` now. Runs under the
+    operator's scope."""
+    rows = await TenantRepository(session).open_seats_of(user_id, operator_id)
+    return [client.id for _, client in rows]
 
 
 # -- API keys ---------------------------------------------------------------------------------

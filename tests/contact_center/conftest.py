@@ -12,9 +12,11 @@ from contact_center import service
 from contact_center.models import AgentStatus, Call, Queue
 from contact_center.repository import ContactCenterRepository
 from depotline.db import Database, tenant_scope
+from tenant.repository import TenantRepository
 from tests.telephony_gateway.conftest import Drain, drain, jobs  # noqa: F401  (fixtures)
 from tests.tenant.conftest import Demo
 from tests.tenant.conftest import world as world
+from tests.tenant.test_seats import take
 
 
 @dataclass
@@ -67,8 +69,16 @@ class Floor:
 
 @pytest.fixture
 async def floor(db: Database, world: Demo) -> Floor:
-    """SwiftFreight's pickup queue; its agent 'sara' and CallPro's agents 'li', 'wong', 'sam'."""
+    """SwiftFreight's pickup queue; its agent 'sara' and CallPro's agents 'li', 'wong', 'sam',
+    each on a SwiftFreight seat (no seat, no calls)."""
     tenant, operator = world.tenants["swiftfreight"], world.tenants["callpro"]
+    with tenant_scope(tenant):
+        async with db.session() as session:
+            lease = (await TenantRepository(session).leases())[0]
+            lease.seats = 4  # and one to spare
+            session.add(lease)
+    for email in ("agent1@callpro.test", "agent2@callpro.test", "agent3@callpro.test"):
+        await take(db, email, world)
     agents = {
         "sara": (world.users["admin@swiftfreight.test"], tenant),
         "li": (world.users["agent1@callpro.test"], operator),

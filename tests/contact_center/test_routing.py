@@ -9,6 +9,8 @@ import pytest
 
 from contact_center import service
 from contact_center.models import AgentStatus, CallStatus
+from contact_center.repository import ContactCenterRepository
+from depotline.db import tenant_scope
 from depotline.errors import Conflict
 from tests.contact_center.conftest import Floor
 from tests.telephony_gateway.conftest import Drain
@@ -131,3 +133,64 @@ async def test_caller_hanging_up_while_offered_frees_the_agent(floor: Floor) -> 
     await floor.run(service.caller_hangs_up, call)
     assert (await floor.call_row(call)).status == CallStatus.ABANDONED
     assert await floor.state("li") == (AgentStatus.READY, None)
+
+
+async def test_round_robin_offers_whoever_was_offered_a_call_least_recently(floor: Floor) -> None:
+    queue = await floor.run(service.create_queue, "Rota", strategy="round_robin")
+    for name in ("li", "wong"):
+        await floor.run(service.set_skill, floor.agents[name], queue.id)  # type: ignore[attr-defined]
+    await floor.ready("li")
+    await floor.ready("wong")
+    first = await floor.call(queue=queue)  # type: ignore[arg-type]
+    assert await floor.state("li") == (AgentStatus.RESERVED, first)  # neither offered one yet
+    await floor.run(service.accept, floor.agents["li"], first)
+    await floor.run(service.agent_hangs_up, floor.agents["li"], first)
+    await floor.run(service.wrap_up_done, floor.agents["li"])
+    # Wong is now the one ready for the shorter time: longest idle would pick Li.
+    await floor.run(service.set_status, floor.agents["wong"], AgentStatus.NOT_READY, "break")
+    await floor.ready("wong")
+    second = await floor.call(queue=queue)  # type: ignore[arg-type]
+    assert await floor.state("wong") == (AgentStatus.RESERVED, second)
+
+
+async def test_least_talk_time_today_first(floor: Floor) -> None:
+    queue = await floor.run(service.create_queue, "Even", strategy="least_talk")
+    for name in ("li", "wong"):
+        await floor.run(service.set_skill, floor.agents[name], queue.id)  # type: ignore[attr-defined]
+    await floor.ready("li")  # idle the longest, but has talked for ten minutes today
+    await floor.ready("wong")
+    with tenant_scope(floor.tenant_id):
+        async with floor.db.session() as session:
+            li = await ContactCenterRepository(session).agent(floor.agents["li"], lock=True)
+            assert li is not None
+            li.talk_seconds_today = 600
+            session.add(li)
+    call = await floor.call(queue=queue)  # type: ignore[arg-type]
+    assert await floor.state("wong") == (AgentStatus.RESERVED, call)
+
+
+async def test_overflow_to_another_queues_agents(floor: Floor) -> None:
+    # Nobody has this queue's skill; with no one allowed to wait, calls overflow at once.
+    queue = await floor.run(
+        service.create_queue, "Spill", overflow_when_waiting=0, overflow_queue_id=floor.queue.id
+    )
+    await floor.ready("wong")
+    call = await floor.call(queue=queue)  # type: ignore[arg-type]
+    assert await floor.state("wong") == (AgentStatus.RESERVED, call)
+
+
+async def test_one_routing_pass_makes_every_pair_it_can(floor: Floor) -> None:
+    queue = await floor.run(service.create_queue, "New skill")
+    first = await floor.call(queue=queue)  # type: ignore[arg-type]
+    second = await floor.call(queue=queue)  # type: ignore[arg-type]
+    await floor.ready("li")
+    await floor.ready("wong")
+    # Skills given while calls wait do not route by themselves; the next routing pass offers
+    # both calls, oldest first to the agent idle the longest.
+    for name in ("li", "wong"):
+        await floor.run(service.set_skill, floor.agents[name], queue.id)  # type: ignore[attr-defined]
+    offers = await floor.run(service.route)
+    assert offers == [
+        service.Offer(first, floor.agents["li"]),
+        service.Offer(second, floor.agents["wong"]),
+    ]

@@ -14,9 +14,11 @@ from contact_center import service
 from contact_center.models import Call, Queue
 from depotline.db import Database, tenant_scope
 from tenant import demo
+from tenant import service as tenant_service
 from tenant.repository import TenantRepository
 from tests.e2e.test_tenancy_flow import Browsers, flash, sign_in
 from tests.e2e.test_tenancy_flow import browsers as browsers
+from tests.tenant.test_seats import principal
 
 SUPERVISOR = "admin@swiftfreight.test"
 AGENT = "agent1@callpro.test"
@@ -31,6 +33,10 @@ async def test_the_console_follows_the_floor_live_and_acts(
         swift, li = await tenants.tenant_by_slug("swiftfreight"), await tenants.user_by_email(AGENT)
         callpro = await tenants.tenant_by_slug("callpro")
     assert swift is not None and li is not None and callpro is not None
+    on_seat = await principal(db, AGENT, callpro.id)
+    with tenant_scope(swift.id):
+        async with db.session() as session:
+            await tenant_service.take_seat(session, on_seat, swift.id)  # no seat, no calls
     with tenant_scope(swift.id):
         async with db.session() as session:
             queue = await service.create_queue(session, "Pickup", wrap_up_seconds=60)

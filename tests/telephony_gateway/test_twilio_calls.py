@@ -46,6 +46,7 @@ from tests.telephony_gateway.test_twilio_webhooks import drain as drain
 from tests.telephony_gateway.test_twilio_webhooks import public_settings as public_settings
 from tests.telephony_gateway.test_twilio_webhooks import twilio_line as twilio_line
 from tests.tenant.conftest import Demo
+from tests.tenant.test_seats import take
 from tests.twilio_fake import TwilioFake, twilio_fake_fixture  # noqa: F401
 
 EN = "en-US"
@@ -168,6 +169,7 @@ async def test_a_twilio_caller_hears_the_agent_number_and_rates_the_call(
     client: AsyncTestClient[Litestar], db: Database, twilio_line: TwilioLine, world: Demo
 ) -> None:
     agent = world.users["agent1@callpro.test"]
+    await take(db, "agent1@callpro.test", world)  # an operator's agent takes calls on a seat
 
     async def floor(session: Any) -> None:
         session.add(ContactCenterSettings(survey_enabled=True))
