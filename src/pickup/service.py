@@ -561,6 +561,7 @@ async def create_order(
             "tracking_token": order.tracking_token,
         },
         tenant_id=tenant_id,
+        urgent=True,  # dispatch and the customer's confirmation
     )
     if contact:
         local = start.astimezone(tz)
@@ -892,6 +893,7 @@ async def _assign(
             "redispatch": redispatch,
         },
         tenant_id=order.tenant_id,
+        urgent=True,  # the depot's SMS
     )
 
 
