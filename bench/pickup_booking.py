@@ -141,6 +141,7 @@ async def prepare(settings: Settings) -> tuple[UUID, str]:
                             code=code,
                             address=f"{name} depot",
                             sms_contacts=[f"+861380000{n}101"],
+                            open_days=[1, 2, 3, 4, 5, 6, 7],
                         ),
                     )
                 for name, depot, priority, codes, polygon in (

@@ -777,6 +777,24 @@ async def _full(repo: PickupRepository, depot: Depot, order: Order) -> str | Non
     return None
 
 
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def closed_for(depot: Depot, order: Order) -> str | None:
+    """Why the depot does not work during the order's window (in the depot's time zone), or
+    None when the window meets its hours on one of its days."""
+    tz = ZoneInfo(depot.timezone)
+    start, end = order.window_start.astimezone(tz), order.window_end.astimezone(tz)
+    if start.isoweekday() not in depot.open_days:
+        return f"{depot.name} does not work on {WEEKDAYS[start.isoweekday() - 1]}s"
+    opens = _at(start.date(), depot.opens_at, tz)
+    closes = _at(start.date(), depot.closes_at, tz)
+    if end <= opens or start >= closes:
+        hours = f"{depot.opens_at.strftime('%H:%M')}–{depot.closes_at.strftime('%H:%M')}"
+        return f"{depot.name} works {hours}"
+    return None
+
+
 async def choose_depot(repo: PickupRepository, order: Order) -> Decision:
     zones = covering_zones(
         await repo.zones(order.tenant_id, active=True),
@@ -811,6 +829,8 @@ async def choose_depot(repo: PickupRepository, order: Order) -> Decision:
             decision.passed_over.append(f"{depot.name} is closed")
         elif depot.id in rejected:
             decision.passed_over.append(f"{depot.name} rejected it")
+        elif (closed := closed_for(depot, order)) is not None:
+            decision.passed_over.append(closed)
         elif (full := await _full(repo, depot, order)) is not None:
             decision.passed_over.append(full)
         else:
