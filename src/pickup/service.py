@@ -27,6 +27,9 @@ Events (outbox topics; the outbox event's tenant_id is the order's tenant; ids a
     "by_name", "reason", "attempt" (int or null), "driver_name"}
 ``pickup.exception`` (EXCEPTION_RAISED), no depot can take the order (unserviceable):
     {"order_id", "number", "reason"}; staff see it on the exceptions list.
+``pickup.window_moved`` (WINDOW_MOVED), an order's window moved before its visit (after a
+    failed attempt it is a status change to rescheduled instead): {"order_id", "number",
+    "change_id" (the timeline entry), "depot_id" (or null), "before", "after", "reason"}
 ``customers.contact`` (CUSTOMER_CONTACT), for the customer timeline, on booking:
     {"phone", "kind": "order", "ref": order id, "summary", "direction": "inbound", "at"}
 
@@ -96,6 +99,7 @@ DEPOT_ASSIGNED = "pickup.depot_assigned"
 DEPOT_ANSWERED = "pickup.depot_answered"
 STATUS_CHANGED = "pickup.status_changed"
 EXCEPTION_RAISED = "pickup.exception"
+WINDOW_MOVED = "pickup.window_moved"
 CUSTOMER_CONTACT = "customers.contact"
 
 S = OrderStatus
@@ -1207,7 +1211,20 @@ async def reschedule(
     else:
         order.updated_at = utcnow()
         session.add(order)
-        _log(session, order, by, action="window_changed", reason=why, detail=detail)
+        change = _log(session, order, by, action="window_changed", reason=why, detail=detail)
+        outbox.publish(
+            session,
+            WINDOW_MOVED,
+            {
+                "order_id": str(order.id),
+                "number": order.number,
+                "change_id": str(change.id),
+                "depot_id": str(order.depot_id) if order.depot_id else None,
+                **detail,
+                "reason": why,
+            },
+            tenant_id=order.tenant_id,
+        )
     return order
 
 
