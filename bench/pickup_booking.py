@@ -61,6 +61,7 @@ from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from pickup import service
 from pickup.schemas import DepotIn, SettingsIn, ZoneIn
+from telephony_gateway import demo as gateway_demo
 from tenant import demo as tenant_demo
 from tenant import service as tenancy
 from tenant.repository import TenantRepository
@@ -107,6 +108,7 @@ async def prepare(settings: Settings) -> tuple[UUID, str]:
     db = Database(settings.app_url, pool_size=2)
     try:
         await tenant_demo.seed(db)
+        await gateway_demo.seed(db)  # the simulated carrier account and SMS number
         async with db.session() as session:
             tenant = await TenantRepository(session).tenant_by_slug("swiftfreight")
             admin_user = await TenantRepository(session).user_by_email("admin@swiftfreight.test")
@@ -124,14 +126,23 @@ async def prepare(settings: Settings) -> tuple[UUID, str]:
         with tenant_scope(tenant.id):
             async with db.session() as session:
                 await service.save_rules(session, SettingsIn(order_prefix="SF"))
+                # The simulated carrier takes what the API sends: the carrier's rate is not
+                # what is measured.
+                connection = await session.connection()
+                await connection.execute(text("update carrier_accounts set sms_per_second = 1000"))
                 depots = {}
-                for name, code in (
-                    ("Guangzhou North", "GZN"),
-                    ("Guangzhou South", "GZS"),
-                    ("Shenzhen", "SZ"),
+                for n, (name, code) in enumerate(
+                    (("Guangzhou North", "GZN"), ("Guangzhou South", "GZS"), ("Shenzhen", "SZ"))
                 ):
                     depots[name] = await service.save_depot(
-                        session, DepotIn(name=name, code=code, address=f"{name} depot")
+                        session,
+                        DepotIn(
+                            name=name,
+                            code=code,
+                            address=f"{name} depot",
+                            sms_contacts=[f"+861380000{n}101"],
+                            open_days=[1, 2, 3, 4, 5, 6, 7],
+                        ),
                     )
                 for name, depot, priority, codes, polygon in (
                     ("Baiyun and Huadu", "Guangzhou North", 10, ["5104xx", "5108xx"], None),
@@ -190,9 +201,11 @@ def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[
         stderr=subprocess.STDOUT,
     )
     try:
-        time.sleep(3)  # arq connects and runs the relay once at start-up
-        if process.poll() is not None:
-            raise RuntimeError("the worker exited:\n" + log.read_text()[-3000:])
+        deadline = time.monotonic() + 120
+        while not asyncio.run(listening(env["DATABASE_URL"])):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the worker did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.5)
         yield process
     finally:
         if process.poll() is None:
@@ -202,6 +215,19 @@ def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+async def listening(owner_url: str) -> bool:
+    """The worker is ready once its outbox consumer LISTENs for commits."""
+    engine = create_async_engine(owner_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(
+                text("select count(*) from pg_stat_activity where query ilike 'listen%outbox%'")
+            )
+            return bool(found)
+    finally:
+        await engine.dispose()
 
 
 # -- (a) throughput -----------------------------------------------------------------------------
@@ -318,9 +344,10 @@ async def events_since(owner_url: str, since: datetime) -> dict[str, int]:
 
 async def dispatch_delays(
     settings: Settings, tenant_id: UUID, since: datetime
-) -> tuple[list[float], int, dict[str, int]]:
-    """Seconds from booking to the dispatch decision of every order booked since `since`,
-    waiting (bounded) until all are decided; and how many were not, and where they went."""
+) -> tuple[list[float], list[float], int, dict[str, int]]:
+    """For every order booked since `since`: seconds from booking to the dispatch decision and
+    from booking to the first SMS to its depot handed to the gateway, waiting (bounded) until
+    every order has both; and how many did not, and the orders' states."""
     db = Database(settings.app_url, pool_size=2)
     try:
         deadline = time.monotonic() + DISPATCH_WAIT_SECONDS
@@ -331,20 +358,26 @@ async def dispatch_delays(
                     rows = (
                         await connection.execute(
                             text(
-                                "select extract(epoch from dispatched_at - created_at), status "
-                                "from pickup_orders where created_at >= :since"
+                                "select extract(epoch from o.dispatched_at - o.created_at), "
+                                "  extract(epoch from ("
+                                "    select min(m.created_at) from sms_messages m"
+                                "    where m.message_id like 'pickup:' || o.id || ':offer:%'"
+                                "  ) - o.created_at), o.status "
+                                "from pickup_orders o where o.created_at >= :since"
                             ),
                             {"since": since},
                         )
                     ).all()
-            waiting = sum(1 for delay, _ in rows if delay is None)
+            waiting = sum(1 for decided, sms, _ in rows if decided is None or sms is None)
             if waiting == 0 or time.monotonic() > deadline:
                 break
             await asyncio.sleep(1)
         outcomes: dict[str, int] = {}
-        for _, status in rows:
+        for _, _, status in rows:
             outcomes[status] = outcomes.get(status, 0) + 1
-        return [float(d) for d, _ in rows if d is not None], waiting, outcomes
+        decided = [float(d) for d, _, _ in rows if d is not None]
+        to_sms = [float(m) for _, m, _ in rows if m is not None]
+        return decided, to_sms, waiting, outcomes
     finally:
         await db.dispose()
 
@@ -354,6 +387,7 @@ def summary(
     errors: int,
     achieved: float,
     delays: list[float],
+    to_sms: list[float],
     undecided: int,
     outcomes: dict[str, int],
 ) -> dict[str, Any]:
@@ -367,6 +401,10 @@ def summary(
         "booking_to_dispatch_p95_ms": ms(percentile(delays, 0.95)),
         "booking_to_dispatch_p99_ms": ms(percentile(delays, 0.99)),
         "booking_to_dispatch_max_ms": ms(max(delays, default=0.0)),
+        "booking_to_depot_sms_p50_ms": ms(percentile(to_sms, 0.5)),
+        "booking_to_depot_sms_p95_ms": ms(percentile(to_sms, 0.95)),
+        "booking_to_depot_sms_p99_ms": ms(percentile(to_sms, 0.99)),
+        "booking_to_depot_sms_max_ms": ms(max(to_sms, default=0.0)),
         "undecided_after_wait": undecided,
         "outcomes": outcomes,
     }
@@ -432,11 +470,11 @@ def main() -> int:
                                 paced(base, key, day, next_n, rate)
                             )
                             next_n += len(latencies)
-                            delays, undecided, outcomes = asyncio.run(
+                            delays, to_sms, undecided, outcomes = asyncio.run(
                                 dispatch_delays(settings, tenant_id, since)
                             )
                             at_rate[f"{rate:g}"] = summary(
-                                latencies, errors, achieved, delays, undecided, outcomes
+                                latencies, errors, achieved, delays, to_sms, undecided, outcomes
                             )
                             at_rate[f"{rate:g}"]["outbox_events"] = asyncio.run(
                                 events_since(owner_url, since)
@@ -495,6 +533,10 @@ def main() -> int:
             (
                 f"(b) {rate}/s: to dispatch p50 / p99 ms",
                 f"{found['booking_to_dispatch_p50_ms']} / {found['booking_to_dispatch_p99_ms']}",
+            ),
+            (
+                f"(b) {rate}/s: to depot SMS p50 / p99 ms",
+                f"{found['booking_to_depot_sms_p50_ms']} / {found['booking_to_depot_sms_p99_ms']}",
             ),
             (
                 f"(b) {rate}/s: errors, undecided",

@@ -19,8 +19,6 @@ from uuid import UUID, uuid4
 
 import phonenumbers
 import structlog
-from phonenumbers import carrier as phone_carrier
-from phonenumbers import geocoder
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from customers import import_files
@@ -278,7 +276,17 @@ async def caller_card(
     )
 
 
+def load_number_data() -> None:
+    """Load the geocoder's and carrier tables (seconds of CPU): the web app does it at
+    start-up; a worker, which never describes a number, does not."""
+    import phonenumbers.carrier
+    import phonenumbers.geocoder  # noqa: F401
+
+
 def _number_facts(number: str, language: str) -> tuple[str, str]:
+    from phonenumbers import carrier as phone_carrier
+    from phonenumbers import geocoder
+
     lang, script = PHONE_DATA_LANGUAGE.get(language, ("en", None))
     parsed = phonenumbers.parse(number)
     region = geocoder.description_for_number(parsed, lang, script=script)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from contact_center.ivr_routes import IvrPages
 from contact_center.routes import ConsolePages, ContactCenterPages, FloorApi
 from customers import demo as customers_demo
 from customers import jobs as customers_jobs
+from customers import service as customers_service
 from customers.routes import CustomerPages, CustomersApi
 from depotline import __version__, i18n, realtime
 from depotline.auth import authentication_middleware, check_request
@@ -166,6 +168,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.redis,
             contact_center_voice.answer,
         )
+        # The first screen pop of an unknown number must not wait seconds for these tables.
+        await asyncio.to_thread(customers_service.load_number_data)
 
     async def close_connections(app: Litestar) -> None:
         await realtime.flush_pending()  # pushes of the last commits still on their way

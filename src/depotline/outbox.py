@@ -22,10 +22,11 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import structlog
-from sqlalchemy import Column, DateTime, or_
+from sqlalchemy import Column, DateTime, or_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from depotline.db import Database, current_tenant, tenant_scope, utcnow
 
@@ -35,6 +36,7 @@ MAX_ATTEMPTS = 10
 REDELIVER_AFTER = timedelta(seconds=60)
 #: The channel migration 0010's trigger notifies on every commit that inserted events.
 CHANNEL = "outbox_events"
+URGENT, NORMAL = 0, 1
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -48,6 +50,9 @@ class OutboxEvent(SQLModel, table=True):
     #: Not handed over before this moment: how a retry with backoff waits.
     available_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     attempts: int = 0
+    #: 0 first: events someone waits on (a booking's dispatch, an SMS to send) are claimed
+    #: before bookkeeping (timelines, delivery reports) when a burst leaves a backlog.
+    priority: int = NORMAL
     enqueued_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     processed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     last_error: str | None = None
@@ -66,9 +71,9 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def claim_pending(self, limit: int, now: datetime) -> Sequence[OutboxEvent]:
-        """Pending events not handed over recently, locked so two relays never both take one."""
-        query = (
+    def _pending(self, now: datetime) -> SelectOfScalar[OutboxEvent]:
+        """Pending events not handed over recently, most urgent and oldest first."""
+        return (
             select(OutboxEvent)
             .where(
                 col(OutboxEvent.processed_at).is_(None),
@@ -79,17 +84,55 @@ class OutboxRepository:
                     col(OutboxEvent.enqueued_at) < now - REDELIVER_AFTER,
                 ),
             )
-            .order_by(col(OutboxEvent.created_at))
+            .order_by(col(OutboxEvent.priority), col(OutboxEvent.created_at))
+        )
+
+    async def claim_pending(self, limit: int, now: datetime) -> Sequence[OutboxEvent]:
+        """Pending events, locked so two relays never both take one."""
+        query = self._pending(now).limit(limit).with_for_update(skip_locked=True)
+        return (await self.session.exec(query)).all()
+
+    async def claim(self, limit: int, now: datetime) -> list[tuple[UUID, UUID | None]]:
+        """Mark up to `limit` pending events handed over, in one statement: (id, tenant id)
+        each, most urgent and oldest first."""
+        chosen = (
+            self._pending(now)
+            .with_only_columns(col(OutboxEvent.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .scalar_subquery()
         )
-        return (await self.session.exec(query)).all()
+        claimed = (
+            update(OutboxEvent)
+            .where(col(OutboxEvent.id).in_(chosen))
+            .values(attempts=col(OutboxEvent.attempts) + 1, enqueued_at=now)
+            .returning(
+                col(OutboxEvent.id),
+                col(OutboxEvent.tenant_id),
+                col(OutboxEvent.priority),
+                col(OutboxEvent.created_at),
+            )
+        )
+        rows = (await self.session.execute(claimed)).all()
+        return [(row[0], row[1]) for row in sorted(rows, key=lambda row: (row[2], row[3]))]
 
     async def get(self, event_id: UUID, *, lock: bool = False) -> OutboxEvent | None:
         query = select(OutboxEvent).where(OutboxEvent.id == event_id)
         if lock:
             query = query.with_for_update()
         return (await self.session.exec(query)).first()
+
+    async def mark_processed(self, event_id: UUID, now: datetime) -> OutboxEvent | None:
+        """Lock the event and mark it processed, in one statement; None if it already was (a
+        duplicate delivery). The caller's handlers run in the same transaction: if they fail,
+        the mark rolls back with them."""
+        marked = (
+            update(OutboxEvent)
+            .where(col(OutboxEvent.id) == event_id, col(OutboxEvent.processed_at).is_(None))
+            .values(processed_at=now, last_error=None)
+            .returning(OutboxEvent)
+        )
+        return (await self.session.execute(marked)).scalars().first()
 
 
 def publish(
@@ -99,10 +142,13 @@ def publish(
     *,
     tenant_id: UUID | None = None,
     delay: timedelta | None = None,
+    urgent: bool = False,
 ) -> OutboxEvent:
-    """Record an event in the caller's transaction; it is relayed only if that commits."""
+    """Record an event in the caller's transaction; it is relayed only if that commits.
+    `urgent`: someone is waiting on its effect (handled before bookkeeping in a backlog)."""
     event = OutboxEvent(
         topic=topic,
+        priority=URGENT if urgent else NORMAL,
         payload=dict(payload),
         tenant_id=tenant_id or current_tenant.get(),
         available_at=utcnow() + (delay or timedelta()),
@@ -121,12 +167,7 @@ async def claim(db: Database, limit: int) -> list[tuple[UUID, UUID | None]]:
     """Take up to `limit` pending events for this process: (event id, tenant id) each. Committed
     at once, so other consumers skip them; not handled by REDELIVER_AFTER, they come back."""
     async with db.session() as session:
-        events = await OutboxRepository(session).claim_pending(limit, utcnow())
-        now = utcnow()
-        for event in events:
-            event.attempts += 1
-            event.enqueued_at = now
-        return [(event.id, event.tenant_id) for event in events]
+        return await OutboxRepository(session).claim(limit, utcnow())
 
 
 async def relay(db: Database, enqueue: Enqueue, *, limit: int = 200) -> int:
@@ -184,14 +225,12 @@ async def _process(
     context: Mapping[str, Any],
 ) -> bool:
     async with db.session() as session:
-        # The row lock serialises concurrent deliveries of the same event.
-        event = await OutboxRepository(session).get(event_id, lock=True)
-        if event is None or event.processed_at is not None:
+        # The row lock taken by the mark serialises concurrent deliveries of the same event.
+        event = await OutboxRepository(session).mark_processed(event_id, utcnow())
+        if event is None:
             return False
         for handler in handlers.get(event.topic, ()):
             await handler(session, event, context)
-        event.processed_at = utcnow()
-        event.last_error = None
     return True
 
 

@@ -21,6 +21,8 @@ from tenant.service import hash_password
 TENANT = "swiftfreight"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEPOT_USER = ("depot.gzn@swiftfreight.test", "Guangzhou North depot")
+#: Express depots work all week (and the demo's orders are for tomorrow, whatever day that is).
+EVERY_DAY = [1, 2, 3, 4, 5, 6, 7]
 
 DEPOTS = [
     DepotIn(
@@ -30,6 +32,7 @@ DEPOTS = [
         city="广州",
         postal_code="510405",
         sms_contacts=["+8613800000101", "+8613800000102"],
+        open_days=EVERY_DAY,
         daily_capacity=40,
         slot_capacity=8,
     ),
@@ -40,6 +43,7 @@ DEPOTS = [
         city="广州",
         postal_code="510308",
         sms_contacts=["+8613800000201"],
+        open_days=EVERY_DAY,
         daily_capacity=60,
     ),
     DepotIn(
@@ -50,6 +54,7 @@ DEPOTS = [
         postal_code="518057",
         sms_contacts=["+8613800000301"],
         language="zh_Hant",
+        open_days=EVERY_DAY,
         daily_capacity=80,
     ),
 ]

@@ -81,6 +81,12 @@ async def on_status_changed(
     )
 
 
+async def on_window_moved(
+    session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
+) -> None:
+    await notifications.tell_window_moved(session, event.payload, _public_url(ctx))
+
+
 async def on_sms_received(
     session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
 ) -> None:
@@ -101,6 +107,7 @@ HANDLERS = {
     service.DEPOT_ASSIGNED: [on_depot_assigned],
     service.DEPOT_ANSWERED: [on_depot_answered],
     service.STATUS_CHANGED: [on_status_changed],
+    service.WINDOW_MOVED: [on_window_moved],
     gateway.SMS_RECEIVED: [on_sms_received],
     notifications.DEPOT_ANSWER_DUE: [on_depot_answer_due],
 }

@@ -397,6 +397,38 @@ async def tell_customer_depot_confirmed(
     return await tell_customer(session, order_id, "depot_assigned", message_id, public_url)
 
 
+async def tell_window_moved(
+    session: AsyncSession, payload: Mapping[str, Any], public_url: str
+) -> None:
+    """An order's window moved before its visit: the customer gets the "rescheduled" SMS and the
+    depot holding the order (if any) a short note, each once per move."""
+    order_id, change = UUID(payload["order_id"]), payload["change_id"]
+    await tell_customer(
+        session,
+        order_id,
+        "rescheduled",
+        f"pickup:{order_id}:moved:{change}",
+        public_url,
+        reason=payload.get("reason") or "",
+    )
+    if not payload.get("depot_id"):
+        return
+    order, depot = await _order_and_depot(session, order_id, UUID(payload["depot_id"]))
+    if depot is None or order.depot_id != depot.id:
+        return  # the order went to another depot meanwhile; that depot has the new window
+    language = language_of(depot.language)
+    text = _depot_text(
+        depot.language,
+        "moved",
+        number=order.number,
+        ref=order.seq,
+        window=window_text(order, language),
+    )
+    for contact in depot.sms_contacts:
+        message_id = f"pickup:{order.id}:moved:{change}:{contact}"
+        await _send(session, contact, text, message_id, order=order, what=f"SMS to {depot.name}")
+
+
 # -- depots' SMS ----------------------------------------------------------------------------------
 DEPOT_TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -407,6 +439,7 @@ DEPOT_TEXTS: dict[str, dict[str, str]] = {
         "accepted": "{number} is yours. Report progress: D {ref} name = driver assigned, "
         "P {ref} = picked up, F {ref} reason = failed, OK {ref} = delivered.",
         "rejected": "{number} rejected: it goes to another depot.",
+        "moved": "{number} (ref {ref}) moved to {window}.",
         "status": "{number}: {status}, noted.",
         "not_found": "No order with ref {ref} is with your depot. Check the ref in our SMS.",
         "cannot": "{number} is now: {status}. This reply does not fit.",
@@ -427,6 +460,7 @@ DEPOT_TEXTS: dict[str, dict[str, str]] = {
         "accepted": "已接单{number}。进度请回复：D {ref} 司机姓名＝已派司机，P {ref}＝已取件，"
         "F {ref} 原因＝未成功，OK {ref}＝已签收。",
         "rejected": "已拒单{number}，我们将转给其他网点。",
+        "moved": "{number}（编号{ref}）改约至{window}。",
         "status": "{number}：{status}，已记录。",
         "not_found": "您的网点没有编号为{ref}的订单，请核对短信中的编号。",
         "cannot": "{number}目前：{status}，无法按此回复处理。",
@@ -446,6 +480,7 @@ DEPOT_TEXTS: dict[str, dict[str, str]] = {
         "accepted": "已接單{number}。進度請回覆：D {ref} 司機姓名＝已派司機，P {ref}＝已收件，"
         "F {ref} 原因＝未成功，OK {ref}＝已簽收。",
         "rejected": "已拒單{number}，我們將轉給其他網點。",
+        "moved": "{number}（編號{ref}）改約至{window}。",
         "status": "{number}：{status}，已記錄。",
         "not_found": "您的網點沒有編號為{ref}的訂單，請核對短訊中的編號。",
         "cannot": "{number}目前：{status}，無法按此回覆處理。",

@@ -27,6 +27,9 @@ Events (outbox topics; the outbox event's tenant_id is the order's tenant; ids a
     "by_name", "reason", "attempt" (int or null), "driver_name"}
 ``pickup.exception`` (EXCEPTION_RAISED), no depot can take the order (unserviceable):
     {"order_id", "number", "reason"}; staff see it on the exceptions list.
+``pickup.window_moved`` (WINDOW_MOVED), an order's window moved before its visit (after a
+    failed attempt it is a status change to rescheduled instead): {"order_id", "number",
+    "change_id" (the timeline entry), "depot_id" (or null), "before", "after", "reason"}
 ``customers.contact`` (CUSTOMER_CONTACT), for the customer timeline, on booking:
     {"phone", "kind": "order", "ref": order id, "summary", "direction": "inbound", "at"}
 
@@ -96,6 +99,7 @@ DEPOT_ASSIGNED = "pickup.depot_assigned"
 DEPOT_ANSWERED = "pickup.depot_answered"
 STATUS_CHANGED = "pickup.status_changed"
 EXCEPTION_RAISED = "pickup.exception"
+WINDOW_MOVED = "pickup.window_moved"
 CUSTOMER_CONTACT = "customers.contact"
 
 S = OrderStatus
@@ -561,6 +565,7 @@ async def create_order(
             "tracking_token": order.tracking_token,
         },
         tenant_id=tenant_id,
+        urgent=True,  # dispatch and the customer's confirmation
     )
     if contact:
         local = start.astimezone(tz)
@@ -776,6 +781,24 @@ async def _full(repo: PickupRepository, depot: Depot, order: Order) -> str | Non
     return None
 
 
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def closed_for(depot: Depot, order: Order) -> str | None:
+    """Why the depot does not work during the order's window (in the depot's time zone), or
+    None when the window meets its hours on one of its days."""
+    tz = ZoneInfo(depot.timezone)
+    start, end = order.window_start.astimezone(tz), order.window_end.astimezone(tz)
+    if start.isoweekday() not in depot.open_days:
+        return f"{depot.name} does not work on {WEEKDAYS[start.isoweekday() - 1]}s"
+    opens = _at(start.date(), depot.opens_at, tz)
+    closes = _at(start.date(), depot.closes_at, tz)
+    if end <= opens or start >= closes:
+        hours = f"{depot.opens_at.strftime('%H:%M')}–{depot.closes_at.strftime('%H:%M')}"
+        return f"{depot.name} works {hours}"
+    return None
+
+
 async def choose_depot(repo: PickupRepository, order: Order) -> Decision:
     zones = covering_zones(
         await repo.zones(order.tenant_id, active=True),
@@ -810,6 +833,8 @@ async def choose_depot(repo: PickupRepository, order: Order) -> Decision:
             decision.passed_over.append(f"{depot.name} is closed")
         elif depot.id in rejected:
             decision.passed_over.append(f"{depot.name} rejected it")
+        elif (closed := closed_for(depot, order)) is not None:
+            decision.passed_over.append(closed)
         elif (full := await _full(repo, depot, order)) is not None:
             decision.passed_over.append(full)
         else:
@@ -892,6 +917,7 @@ async def _assign(
             "redispatch": redispatch,
         },
         tenant_id=order.tenant_id,
+        urgent=True,  # the depot's SMS
     )
 
 
@@ -1185,7 +1211,20 @@ async def reschedule(
     else:
         order.updated_at = utcnow()
         session.add(order)
-        _log(session, order, by, action="window_changed", reason=why, detail=detail)
+        change = _log(session, order, by, action="window_changed", reason=why, detail=detail)
+        outbox.publish(
+            session,
+            WINDOW_MOVED,
+            {
+                "order_id": str(order.id),
+                "number": order.number,
+                "change_id": str(change.id),
+                "depot_id": str(order.depot_id) if order.depot_id else None,
+                **detail,
+                "reason": why,
+            },
+            tenant_id=order.tenant_id,
+        )
     return order
 
 

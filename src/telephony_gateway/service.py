@@ -226,7 +226,10 @@ async def send_sms(
     if not opted_out:
         # `to` and the start of `body` are for followers of the topic (the customer timeline).
         outbox.publish(
-            session, SMS_REQUESTED, {"sms_id": str(sms.id), "to": recipient, "body": body[:160]}
+            session,
+            SMS_REQUESTED,
+            {"sms_id": str(sms.id), "to": recipient, "body": body[:160]},
+            urgent=True,
         )
     return sms
 
@@ -290,7 +293,7 @@ async def record_outcome(
         if refused.retryable and sms.attempts < MAX_SMS_ATTEMPTS:
             wait = backoff(sms.attempts)
             sms.state, sms.next_attempt_at = "pending", utcnow() + wait
-            outbox.publish(session, SMS_REQUESTED, {"sms_id": str(sms.id)}, delay=wait)
+            outbox.publish(session, SMS_REQUESTED, {"sms_id": str(sms.id)}, delay=wait, urgent=True)
         else:
             sms.state = "failed"
     else:
@@ -372,7 +375,10 @@ async def receive_sms(
         tenant_id, UsageKind.SMS_SEGMENTS_INBOUND, max(1, form.segments), f"sms:{sms.id}"
     )
     outbox.publish(
-        session, SMS_RECEIVED, {"sms_id": str(sms.id), "from": sender, "body": event.body}
+        session,
+        SMS_RECEIVED,
+        {"sms_id": str(sms.id), "from": sender, "body": event.body},
+        urgent=True,  # a depot's reply, a customer's STOP
     )
     return sms
 
@@ -406,7 +412,7 @@ async def apply_event(
         if isinstance(event, ev.CallEnded):
             await record_call_usage(session, tenant_id, event, event.direction)
         # Calls belong to the contact center; it (and the customer timeline) subscribes to these.
-        outbox.publish(session, CALL_EVENT, event_payload(event))
+        outbox.publish(session, CALL_EVENT, event_payload(event), urgent=True)
 
 
 #: Events that only ask the contact center what to say, answered in the webhook itself: nobody

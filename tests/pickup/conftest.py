@@ -30,6 +30,7 @@ from tests.tenant.conftest import world as world
 
 T = TypeVar("T")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+EVERY_DAY = [1, 2, 3, 4, 5, 6, 7]
 AGENT = Actor(kind="user", name="Agent Sara")
 #: Nanshan Science Park, longitude/latitude.
 SCIENCE_PARK = {
@@ -138,6 +139,7 @@ async def _setup(session: AsyncSession) -> tuple[dict[str, Depot], dict[str, Zon
                 address=f"{name} depot",
                 sms_contacts=[contact],
                 daily_capacity=capacity,
+                open_days=EVERY_DAY,  # tests book for tomorrow, whatever day that is
             ),
         )
         for name, code, contact, capacity in (

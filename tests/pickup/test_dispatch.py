@@ -5,7 +5,7 @@ rejection going to the next depot, never back."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import time, timedelta
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -17,9 +17,11 @@ from pickup.repository import PickupRepository
 from pickup.schemas import DepotIn, OrderIn, ZoneIn
 from pickup.service import Actor
 from tests.pickup.conftest import (
+    EVERY_DAY,
     INSIDE_PARK,
     OUTSIDE_PARK,
     Pickup,
+    at,
     order_in,
     tomorrow,
 )
@@ -145,7 +147,7 @@ async def test_an_address_no_zone_covers_goes_to_the_exceptions_list_with_an_ale
 
     # Staff add a zone for Zhuhai and dispatch it again: it is no longer an exception.
     zhuhai = await pickup.run(
-        service.save_depot, DepotIn(name="Zhuhai", code="ZH", address="香洲区")
+        service.save_depot, DepotIn(name="Zhuhai", code="ZH", address="香洲区", open_days=EVERY_DAY)
     )
     await pickup.run(
         service.save_zone, ZoneIn(name="Zhuhai", depot_id=zhuhai.id, postal_codes=["519xxx"])
@@ -201,3 +203,28 @@ async def _csrf(client: AsyncTestClient[Litestar]) -> str:
     from tests.tenant.conftest import csrf_of
 
     return await csrf_of(client, "/auth/forgot")
+
+
+async def test_a_depot_gets_only_windows_in_its_hours_and_on_its_days(pickup: Pickup) -> None:
+    north = pickup.depots["Guangzhou North"]
+    fields = DepotIn.model_validate(north, from_attributes=True).model_dump()
+    day = tomorrow()
+    # North works mornings only, and not on tomorrow's weekday the day after.
+    other_days = [d for d in range(1, 8) if d != (day + timedelta(days=1)).isoweekday()]
+    fields.update(opens_at=time(8), closes_at=time(12), open_days=other_days)
+    await pickup.run(service.save_depot, DepotIn(**fields), north.id)
+
+    morning = await pickup.dispatched(order_in(deliberate=True))  # 10:00-12:00
+    assert pickup.depot_name(morning.depot_id) == "Guangzhou North"
+    afternoon = await pickup.dispatched(
+        order_in(deliberate=True, window_start=at(day, 14), window_end=at(day, 16))
+    )
+    assert pickup.depot_name(afternoon.depot_id) == "Guangzhou South"
+    *_, assigned = await pickup.timeline(afternoon.id)
+    assert assigned.reason == "Guangzhou South (Guangzhou North works 08:00–12:00)"
+
+    day_off = await pickup.dispatched(order_in(day=day + timedelta(days=1)))
+    assert pickup.depot_name(day_off.depot_id) == "Guangzhou South"
+    *_, assigned = await pickup.timeline(day_off.id)
+    weekday = (day + timedelta(days=1)).strftime("%A")
+    assert assigned.reason == f"Guangzhou South (Guangzhou North does not work on {weekday}s)"

@@ -19,7 +19,7 @@ from depotline.outbox import OutboxEvent
 from pickup import notifications, service
 from pickup.models import Order, OrderStatus
 from pickup.notifications import parse_reply, preview, tracking_url
-from tests.pickup.conftest import Pickup, order_in
+from tests.pickup.conftest import AGENT, SHANGHAI, Pickup, at, order_in
 from tests.pickup.notify_kit import CUSTOMER, NORTH, SOUTH, Network, line, network
 from tests.telephony_gateway.conftest import Drain
 from tests.tenant.conftest import csrf_of, sign_in
@@ -413,3 +413,43 @@ async def test_no_sms_number_means_no_sms_and_no_failed_event(pickup: Pickup, dr
                 )
             ).all()
     assert stuck == []
+
+
+async def test_a_window_moved_before_the_visit_tells_the_customer_and_the_depot_once(
+    pickup: Pickup, network: Network, drain: Drain
+) -> None:
+    order = await booked(pickup, drain, language="en")
+    day = order.window_start.astimezone(SHANGHAI).date()
+    await pickup.run(
+        service.reschedule,
+        order.id,
+        AGENT,
+        at(day, 15),
+        at(day, 17),
+        "customer asked",
+    )
+    await drain()
+    moved = await pickup.order(order.id)
+    assert moved.status == OrderStatus.DEPOT_ASSIGNED  # still with North, at a new time
+    *_, told = await network.inbox(CUSTOMER)
+    assert notifications.window_text(moved, "en").endswith(" 15:00-17:00")
+    assert told == (
+        f"{order.number} is rescheduled to {notifications.window_text(moved, 'en')}. "
+        f"Track it: {link(order)}"
+    )
+    *_, note = await network.inbox(NORTH)
+    assert note == (
+        f"{order.number}（编号{order.seq}）改约至{notifications.window_text(moved, 'zh_Hans')}。"
+    )
+    # Handled again (a worker died before marking it done): nothing is sent twice.
+    sent = len(await network.messages())
+    async with network.owner.begin() as conn:
+        await conn.execute(
+            text(
+                "update outbox_events set processed_at = null, enqueued_at = null "
+                "where topic = :moved"
+            ),
+            {"moved": service.WINDOW_MOVED},
+        )
+    await drain()
+    assert len(await network.messages()) == sent
