@@ -227,8 +227,15 @@ def _offered(
     notice): the pushes to the agent and the floor, the OFFERED event and the timeout."""
     live.offered(session, agent, call, offer_id)
     payload = {"call_id": str(call.id), "agent_id": str(agent.user_id)}
-    outbox.publish(session, OFFERED, payload)
-    outbox.publish(session, OFFER_TIMEOUT, payload, delay=timedelta(seconds=reservation_seconds))
+    # Urgent: a ringing agent and a caller wait on both (the push, the timeout's next agent).
+    outbox.publish(session, OFFERED, payload, urgent=True)
+    outbox.publish(
+        session,
+        OFFER_TIMEOUT,
+        payload,
+        delay=timedelta(seconds=reservation_seconds),
+        urgent=True,
+    )
     return Offer(call.id, agent.user_id)
 
 
