@@ -259,6 +259,7 @@ class Consumer:
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.handled = 0
+        self._low_water = concurrency // 2
         self._claimed: asyncio.Queue[tuple[UUID, UUID | None]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -288,10 +289,11 @@ class Consumer:
                 if listening is None or listening.is_closed():
                     listening = await self._listen()
                 self._wake.clear()
-                # Claim only what idle handlers will take soon: the rest stays claimable by
-                # other workers, and nothing claimed waits long enough to be redelivered.
+                # Claim only what idle handlers will take soon (the rest stays claimable by
+                # other workers, and nothing claimed waits long enough to be redelivered), and
+                # only once the line runs short: a claim is a transaction, worth several events.
                 room = 2 * self.concurrency - self._claimed.qsize()
-                if room > 0:
+                if self._claimed.qsize() <= self._low_water:
                     try:
                         for claimed in await claim(self.db, room):
                             self._claimed.put_nowait(claimed)
@@ -326,7 +328,7 @@ class Consumer:
             with suppress(Exception):
                 await handle_claimed(self.db, self.handlers, event_id, tenant_id, self.context)
                 self.handled += 1
-            if self._claimed.qsize() < self.concurrency:
+            if self._claimed.qsize() <= self._low_water:
                 self._wake.set()
 
 
