@@ -53,6 +53,8 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=frozenset)
     seat_session_id: UUID | None = None
     email: str | None = None
+    #: The API key a request came with (via == "api_key"): domains may scope a key further.
+    api_key_id: UUID | None = None
     #: Every client whose seat this user holds now (checked on each request), the acting one too.
     seats: tuple[Seat, ...] = ()
 

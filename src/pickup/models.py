@@ -117,6 +117,18 @@ class DepotUser(TenantOwned, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
+class DepotKey(TenantOwned, table=True):
+    """An API key with the depot_user role works for these depots only (a depot's own system
+    answering offers and reporting progress)."""
+
+    __tablename__ = "pickup_depot_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "depot_id", "api_key_id"),)
+
+    depot_id: UUID
+    api_key_id: UUID
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
 class Zone(TenantOwned, table=True):
     """The area a depot serves: postal codes (exact or by prefix) and/or a GeoJSON polygon.
     Where zones overlap, the higher priority wins."""

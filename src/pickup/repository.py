@@ -22,6 +22,7 @@ from pickup.models import (
     OPEN_STATUSES,
     Assignment,
     Depot,
+    DepotKey,
     DepotUser,
     Order,
     OrderCounter,
@@ -299,6 +300,20 @@ class PickupRepository:
     async def depot_users(self, depot_id: UUID) -> Sequence[DepotUser]:
         query = select(DepotUser).where(DepotUser.depot_id == depot_id)
         return (await self.session.exec(query)).all()
+
+    async def depot_ids_of_key(self, api_key_id: UUID) -> set[UUID]:
+        query = select(DepotKey.depot_id).where(DepotKey.api_key_id == api_key_id)
+        return set((await self.session.exec(query)).all())
+
+    async def depot_keys(self, depot_id: UUID) -> Sequence[DepotKey]:
+        query = select(DepotKey).where(DepotKey.depot_id == depot_id)
+        return (await self.session.exec(query)).all()
+
+    async def depot_key(self, depot_id: UUID, api_key_id: UUID) -> DepotKey | None:
+        query = select(DepotKey).where(
+            DepotKey.depot_id == depot_id, DepotKey.api_key_id == api_key_id
+        )
+        return (await self.session.exec(query)).first()
 
     async def depot_user(self, depot_id: UUID, user_id: UUID) -> DepotUser | None:
         query = select(DepotUser).where(

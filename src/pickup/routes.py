@@ -60,10 +60,12 @@ PARCEL_ROWS = 3
 
 
 async def actor_of(session: AsyncSession, principal: Principal) -> Actor:
-    """A depot user acts for the depots they are linked to, and no others."""
+    """A depot user (or a depot's API key) acts for the depots it is linked to, and no others."""
     depots: set[UUID] = set()
     if principal.role == DEPOT and principal.user_id is not None:
         depots = await PickupRepository(session).depot_ids_of_user(principal.user_id)
+    elif principal.role == DEPOT and principal.api_key_id is not None:
+        depots = await PickupRepository(session).depot_ids_of_key(principal.api_key_id)
     return Actor.of(principal, depots)
 
 
@@ -905,8 +907,12 @@ class PickupPages(Controller):
             if found is None:
                 raise NotFound("No such depot")
             links = await repo.depot_users(depot_id)
+            key_links = {link.api_key_id for link in await repo.depot_keys(depot_id)}
             tenants = TenantRepository(session)
             members = await tenants.members([found.tenant_id])
+            depot_keys = [
+                k for k in await tenants.api_keys() if k.role == DEPOT and k.revoked_at is None
+            ]
             zones = [z for z in await repo.zones(found.tenant_id) if z.depot_id == depot_id]
         names = {user.id: user for _, user in members}
         return render(
@@ -916,6 +922,8 @@ class PickupPages(Controller):
             zones=zones,
             users=[names[link.user_id] for link in links if link.user_id in names],
             candidates=[user for m, user in members if m.role == DEPOT],
+            keys=[k for k in depot_keys if k.id in key_links],
+            key_candidates=[k for k in depot_keys if k.id not in key_links],
             languages=LANGUAGES,
         )
 
@@ -955,6 +963,27 @@ class PickupPages(Controller):
                 return Redirect(path=f"/pickup/depots/{depot_id}")
             await service.add_depot_user(session, depot_id, user_id)
         flash(request, "Depot user added")
+        return Redirect(path=f"/pickup/depots/{depot_id}")
+
+    @post("/depots/{depot_id:uuid}/keys", guards=[requires(*ADMINS)])
+    async def add_depot_key(
+        self, request: Req, db: NamedDependency[Database], depot_id: FromPath[UUID]
+    ) -> Redirect:
+        form = await form_of(request)
+        async with db.session() as session:
+            if await PickupRepository(session).get_depot(depot_id) is None:
+                raise NotFound("No such depot")
+            try:
+                key_id: UUID | None = UUID(form.get("api_key_id", ""))
+            except ValueError:
+                key_id = None
+            keys = {k.id: k for k in await TenantRepository(session).api_keys()}
+            key = keys.get(key_id) if key_id else None
+            if key is None or key.role != DEPOT or key.revoked_at is not None:
+                flash(request, "Choose an API key with the depot user role", "error")
+                return Redirect(path=f"/pickup/depots/{depot_id}")
+            await service.add_depot_key(session, depot_id, key.id)
+        flash(request, "API key added")
         return Redirect(path=f"/pickup/depots/{depot_id}")
 
     @get("/zones", guards=[requires(*VIEWERS)])

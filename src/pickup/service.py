@@ -81,6 +81,7 @@ from pickup.models import (
     OPEN_STATUSES,
     Assignment,
     Depot,
+    DepotKey,
     DepotUser,
     Order,
     OrderEvent,
@@ -1281,6 +1282,22 @@ async def add_depot_user(session: AsyncSession, depot_id: UUID, user_id: UUID) -
     if existing is not None:
         return existing
     link = DepotUser(tenant_id=depot.tenant_id, depot_id=depot_id, user_id=user_id)
+    repo.add(link)
+    await repo.flush()
+    return link
+
+
+async def add_depot_key(session: AsyncSession, depot_id: UUID, api_key_id: UUID) -> DepotKey:
+    """Let an API key with the depot_user role work for this depot (checked by the caller: the
+    key is the tenant's, with that role). Linking it again changes nothing."""
+    repo = PickupRepository(session)
+    depot = await repo.get_depot(depot_id)
+    if depot is None:
+        raise NotFound("No such depot")
+    existing = await repo.depot_key(depot_id, api_key_id)
+    if existing is not None:
+        return existing
+    link = DepotKey(tenant_id=depot.tenant_id, depot_id=depot_id, api_key_id=api_key_id)
     repo.add(link)
     await repo.flush()
     return link

@@ -117,6 +117,7 @@ async def _api_key_principal(db: Database, raw: str) -> Principal | None:
         role=key.role,
         via="api_key",
         scopes=frozenset(key.scopes),
+        api_key_id=key.id,
     )
 
 

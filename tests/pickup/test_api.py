@@ -15,7 +15,7 @@ from depotline.db import tenant_scope
 from pickup.models import OrderStatus
 from tenant import service as tenancy
 from tests.pickup.conftest import Pickup, at, count_orders, depot_user, order_in, tomorrow
-from tests.tenant.conftest import MakeClient, csrf_header, sign_in
+from tests.tenant.conftest import MakeClient, csrf_header, csrf_of, sign_in
 from tests.tenant.test_seats import principal
 
 
@@ -176,3 +176,56 @@ async def test_staff_answer_and_cancel_for_a_depot_through_the_api(
     timeline = (await client.get(f"/api/v1/pickup/orders/{order.id}")).json()["timeline"]
     assert timeline[-1]["action"] == "cancel_refused"
     assert (await pickup.order(order.id)).status == OrderStatus.PICKED_UP
+
+
+async def test_a_depot_key_works_for_its_linked_depot_only(
+    pickup: Pickup, client: AsyncTestClient[Litestar]
+) -> None:
+    north, south = pickup.depots["Guangzhou North"], pickup.depots["Guangzhou South"]
+    depot_key = await api_key(pickup, role="depot_user")
+    mine = await pickup.dispatched()
+    theirs = await pickup.dispatched(order_in(sender_postal_code="510300", deliberate=True))
+
+    # Not linked to any depot yet: it sees nothing (never every depot's orders).
+    assert (await client.get("/api/v1/pickup/orders", headers=depot_key)).json() == []
+    assert (
+        await client.get(f"/api/v1/pickup/orders/{mine.id}", headers=depot_key)
+    ).status_code == 404
+
+    # The tenant admin links it to North on the depot page.
+    await sign_in(client, "admin@swiftfreight.test")
+    page = (await client.get(f"/pickup/depots/{north.id}")).text
+    assert "API keys for this depot" in page and 'name="api_key_id"' in page
+    token = await csrf_of(client, f"/pickup/depots/{north.id}")
+    option = page.split('name="api_key_id"><option value="', 1)[1].split('"', 1)[0]
+    linked = await client.post(
+        f"/pickup/depots/{north.id}/keys",
+        data={"_csrf": token, "api_key_id": option},
+        follow_redirects=False,
+    )
+    assert linked.status_code in (302, 303)
+    # Anything but a depot key of this tenant is refused.
+    staff_key = await api_key(pickup)
+    refused = await client.post(
+        f"/pickup/depots/{south.id}/keys",
+        data={"_csrf": token, "api_key_id": "not-a-key"},
+        follow_redirects=True,
+    )
+    assert "Choose an API key with the depot user role" in refused.text
+    client.cookies.clear()
+
+    listed = await client.get("/api/v1/pickup/orders", headers=depot_key)
+    assert [o["number"] for o in listed.json()] == [mine.number]
+    assert (
+        await client.get(f"/api/v1/pickup/orders/{theirs.id}", headers=depot_key)
+    ).status_code == 404
+    refused_answer = await client.post(
+        f"/api/v1/pickup/orders/{theirs.id}/accept", headers=depot_key
+    )
+    assert refused_answer.status_code == 404
+    accepted = await client.post(f"/api/v1/pickup/orders/{mine.id}/accept", headers=depot_key)
+    assert accepted.status_code == 200 and accepted.json()["depot_accepted_at"]
+    assert accepted.json()["timeline"][-1]["actor_kind"] == "depot"
+    # A staff key still sees every depot's orders.
+    everything = await client.get("/api/v1/pickup/orders", headers=staff_key)
+    assert {o["number"] for o in everything.json()} == {mine.number, theirs.number}
