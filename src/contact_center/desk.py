@@ -503,15 +503,14 @@ async def desk_state(session: AsyncSession, user_id: UUID) -> DeskState:
 
 
 async def transfer_targets(session: AsyncSession, user_id: UUID) -> list[tuple[UUID, str]]:
-    """Ready agents of the tenant (not the agent asking), by name."""
-    agents = await ContactCenterRepository(session).ready_agents()
-    users = TenantRepository(session)
-    found = []
-    for agent in agents:
-        if agent.user_id != user_id:
-            user = await users.get_user(agent.user_id)
-            found.append((agent.user_id, user.name if user else str(agent.user_id)))
-    return found
+    """Ready agents of the tenant who may take a call (not the agent asking), by name."""
+    agents = [
+        a for a in await ContactCenterRepository(session).ready_agents() if a.user_id != user_id
+    ]
+    names = await TenantRepository(session).users_by_ids([a.user_id for a in agents])
+    return [
+        (a.user_id, names[a.user_id].name if a.user_id in names else str(a.user_id)) for a in agents
+    ]
 
 
 # -- the screen pop -------------------------------------------------------------------------------

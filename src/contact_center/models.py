@@ -97,7 +97,7 @@ class AgentState(TenantOwned, table=True):
 
 class AgentEngagement(SQLModel, table=True):
     """An outsourced agent busy with a call (reserved, on it, wrapping up) on some client's
-    floor: kept by a database trigger on `agent_states` (migration 0010), one row per agent at
+    floor: kept by a database trigger on `agent_states` (migration 0011), one row per agent at
     most, so no other floor offers them a call meanwhile. Names no tenant."""
 
     __tablename__ = "agent_engagements"

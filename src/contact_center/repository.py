@@ -435,9 +435,18 @@ class ContactCenterRepository:
         return int((await self.session.exec(query)).one())
 
     async def ready_agents(self) -> Sequence[AgentState]:
-        """The scoped tenant's ready agents: whom a call can be transferred to."""
+        """The scoped tenant's ready agents whom a call can be transferred to: outsourced ones
+        only while seated here and not busy on another floor (the rule routing applies)."""
         query = select(AgentState).where(
-            AgentState.tenant_id == require_tenant(), AgentState.status == AgentStatus.READY
+            AgentState.tenant_id == require_tenant(),
+            AgentState.status == AgentStatus.READY,
+            or_(
+                col(AgentState.home_tenant_id) == col(AgentState.tenant_id),
+                and_(
+                    func.depotline_holds_seat(AgentState.tenant_id, AgentState.user_id),
+                    ~exists().where(col(AgentEngagement.user_id) == col(AgentState.user_id)),
+                ),
+            ),
         )
         return (await self.session.exec(query.order_by(col(AgentState.since)))).all()
 
@@ -556,7 +565,7 @@ options AS (
     LEFT JOIN agent_skills sk  -- the agent's skill in the queue (one at most), or none
       ON sk.tenant_id = a.tenant_id AND sk.user_id = a.user_id AND sk.queue_id = q.id
     WHERE a.tenant_id = :tenant AND a.status = :ready
-      -- An outsourced agent: seated on this floor, not busy on another (migration 0010).
+      -- An outsourced agent: seated on this floor, not busy on another (migration 0011).
       AND (a.home_tenant_id = a.tenant_id
            OR (depotline_holds_seat(a.tenant_id, a.user_id)
                AND NOT EXISTS (SELECT FROM agent_engagements e WHERE e.user_id = a.user_id)))

@@ -5,7 +5,7 @@ desk: they have an agent state on each client's floor. Three rules follow:
 
 - No seat, no calls: a floor never offers a call to an outsourced agent without an open seat
   of that client (the tenant domain says who holds one). Routing picks only seated agents and
-  the database refuses any other reservation (migration 0010); an agent whose seat ended (left,
+  the database refuses any other reservation (migration 0011); an agent whose seat ended (left,
   freed by a supervisor) is signed out of that floor by the SEAT_ENDED handler.
 - One call at a time: busy on one floor (offered a call, on it, wrapping up), the agent is
   offered nothing on the others (see `AgentEngagement`); free again, the other floors route.

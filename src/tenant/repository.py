@@ -225,7 +225,7 @@ class TenantRepository:
         return (await self.session.exec(query)).all()
 
     async def holds_open_seat(self, client_id: UUID, user_id: UUID) -> bool:
-        """`depotline_holds_seat` (migration 0010): the one definition, shared with routing."""
+        """`depotline_holds_seat` (migration 0011): the one definition, shared with routing."""
         held = await self.session.execute(
             text("select depotline_holds_seat(:client, :user)"),
             {"client": client_id, "user": user_id},

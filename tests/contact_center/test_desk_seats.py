@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from contact_center import seating, service
+from contact_center import desk, seating, service
 from contact_center.models import AgentStatus, CallStatus, Queue
 from contact_center.repository import ContactCenterRepository
 from customers import service as customers
@@ -258,6 +258,13 @@ async def test_the_database_refuses_a_seatless_or_double_booked_reservation(
         return await seating.offerable(session, agent)
 
     assert await floors.b.run(offerable_on_b) is False
+
+    # Nor do B's agents see Li among those a call can be transferred to while she is busy on A.
+    async def targets_on_b(session: AsyncSession) -> list[UUID]:
+        return [user_id for user_id, _ in await desk.transfer_targets(session, uuid4())]
+
+    targets = await floors.b.run(targets_on_b)
+    assert isinstance(targets, list) and floors.b.agents["li"] not in targets
 
 
 async def test_a_page_that_polls_does_not_rewrite_the_session(
