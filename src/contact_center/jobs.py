@@ -59,6 +59,12 @@ async def on_wrap_up_done(
     await _tell_other_floors(session, ctx, agent_id, seating.ROUTE_FLOOR, AgentStatus.READY)
 
 
+async def on_agent_freed(session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]) -> None:
+    """Ready again here and not given this floor's next call at once: the other floors route."""
+    agent_id = UUID(event.payload["user_id"])
+    await _tell_other_floors(session, ctx, agent_id, seating.ROUTE_FLOOR, AgentStatus.READY)
+
+
 async def _tell_other_floors(
     session: AsyncSession,
     ctx: Mapping[str, Any],
@@ -103,6 +109,7 @@ HANDLERS = {
     service.OFFER_TIMEOUT: [on_offer_timeout],
     service.OVERFLOW_DUE: [on_overflow_due],
     service.WRAP_UP_DONE: [on_wrap_up_done],
+    service.AGENT_FREED: [on_agent_freed],
     tenancy.SEAT_ENDED: [on_seat_ended],
     seating.ROUTE_FLOOR: [on_route_floor],
     seating.MISSED_ELSEWHERE: [on_missed_elsewhere],

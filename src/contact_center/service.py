@@ -37,6 +37,9 @@ OFFERED = "contact_center.offered"
 OFFER_TIMEOUT = "contact_center.offer_timeout"
 OVERFLOW_DUE = "contact_center.overflow_due"
 WRAP_UP_DONE = "contact_center.wrap_up_done"
+#: An outsourced agent's ringing offer ended without a call (the caller left): the agent's other
+#: floors may have calls waiting for them. {"user_id"}
+AGENT_FREED = "contact_center.agent_freed"
 VIP_PRIORITY = 100
 
 
@@ -344,6 +347,8 @@ async def caller_hangs_up(session: AsyncSession, call_id: UUID) -> list[Offer]:
             _move(agent, AgentStatus.READY)
             agent.current_call_id = None
             repo.add(agent)
+            if agent.home_tenant_id != agent.tenant_id:
+                outbox.publish(session, AGENT_FREED, {"user_id": str(agent.user_id)}, urgent=True)
         repo.add(call)
         await repo.flush()
         offers = await route(session)

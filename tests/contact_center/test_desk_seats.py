@@ -161,6 +161,22 @@ async def test_offers_of_two_clients_reach_one_desk_one_call_at_a_time(
     assert (await floors.a.call_row(a_call.id)).status == CallStatus.ON_CALL
 
 
+async def test_a_caller_who_leaves_a_ringing_offer_frees_the_agent_for_other_floors(
+    li: Agent, floors: Floors, drain: Drain
+) -> None:
+    a_call = await place(floors.a)
+    assert (await status_on(floors.a)) == ("reserved", a_call.id)
+    b_call = await place(floors.b, caller=B_CALLER)  # Li rings for A: B's call waits
+    assert b_call.status == CallStatus.QUEUED and b_call.agent_id is None
+
+    await floors.a.run(service.caller_hangs_up, a_call.id)
+    assert (await status_on(floors.a)) == ("ready", None)
+    await drain()
+    offered = await floors.b.call_row(b_call.id)
+    assert offered.status == CallStatus.OFFERED and offered.agent_id == floors.b.agents["li"]
+    assert (await li.state())["offer"]["call_id"] == str(b_call.id)
+
+
 async def test_a_client_without_a_seat_does_not_exist_for_the_desk(
     li: Agent, floors: Floors, db: Database
 ) -> None:
