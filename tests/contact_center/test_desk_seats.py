@@ -14,10 +14,11 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contact_center import desk, seating, service
-from contact_center.models import AgentStatus, CallStatus, Queue
+from contact_center.models import CallStatus, Queue
 from contact_center.repository import ContactCenterRepository
 from customers import service as customers
 from customers.schemas import CustomerIn
@@ -251,21 +252,27 @@ async def test_a_freed_seat_is_never_offered_a_call_even_before_the_floor_hears_
 async def test_the_database_refuses_a_seatless_or_double_booked_reservation(
     li: Agent, floors: Floors
 ) -> None:
-    """Whatever code reserves an agent, not one without a seat, not one busy elsewhere."""
+    """Whatever code reserves an agent, not one without a seat, not one busy elsewhere: the
+    row is left as it was (no error: a floor racing another picks again)."""
     a_call = await place(floors.a)
     assert (await status_on(floors.a)) == ("reserved", a_call.id)
 
-    async def reserve_on_b() -> Any:
-        with tenant_scope(floors.b.tenant_id):
-            async with floors.b.db.session() as session:
-                repo = ContactCenterRepository(session)
-                agent = await repo.agent(floors.b.agents["li"], lock=True)
-                assert agent is not None and agent.status == AgentStatus.READY
-                agent.status = AgentStatus.RESERVED
-                session.add(agent)
+    async def reserve_on_b(session: AsyncSession) -> int:
+        # What a routing statement that saw Li free a moment ago would write.
+        changed = await session.execute(
+            text(
+                "update agent_states set status = 'reserved' "
+                "where tenant_id = :tenant and user_id = :user and status = 'ready'"
+            ),
+            {"tenant": floors.b.tenant_id, "user": floors.b.agents["li"]},
+        )
+        return int(getattr(changed, "rowcount", -1))
 
-    with pytest.raises(Exception, match="busy on another floor"):
-        await reserve_on_b()
+    assert await floors.b.run(reserve_on_b) == 0
+    assert (await status_on(floors.b)) == ("ready", None)
+    # B's next call waits for her instead of ringing her twice.
+    b_call = await place(floors.b, caller=B_CALLER)
+    assert b_call.status == CallStatus.QUEUED and b_call.agent_id is None
 
     # A transfer on B naming Li is refused the same way, as a rule, not an error.
     async def offerable_on_b(session: AsyncSession) -> bool:

@@ -11,8 +11,11 @@ Two rules hold in the database, whatever code reserves an agent (routing, a tran
   floor, kept by a trigger on `agent_states`. It names no tenant (only that the agent is busy
   somewhere), so it is a platform table like `users`. Routing skips agents with a row.
 
-The trigger refuses (raises) a reservation that breaks either rule: a bug or a race between two
-floors then fails its transaction instead of ringing an agent without a seat or with a call.
+The trigger refuses a reservation that breaks either rule by skipping the row (a BEFORE trigger
+returning NULL): the statement that tried changes nothing for that agent and carries on, so a
+race between two floors (both saw the agent free) never rings an agent twice, and never fails
+the loser's transaction either: routing sees no reservation and picks again (the engagement
+is visible by then), a transfer to that agent is refused as "not ready".
 
 Revision ID: 0011_agent_engagements
 Revises: 0010_outbox_notify
@@ -60,14 +63,12 @@ def upgrade() -> None:
         BEGIN
           IF busy AND NOT was THEN
             IF NOT depotline_holds_seat(NEW.tenant_id, NEW.user_id) THEN
-              RAISE EXCEPTION 'agent % holds no seat of this client', NEW.user_id
-                USING ERRCODE = 'check_violation';
+              RETURN NULL;  -- no seat of this client: not reserved
             END IF;
             INSERT INTO agent_engagements (user_id, since) VALUES (NEW.user_id, now())
             ON CONFLICT DO NOTHING;
             IF NOT FOUND THEN
-              RAISE EXCEPTION 'agent % is busy on another floor', NEW.user_id
-                USING ERRCODE = 'unique_violation';
+              RETURN NULL;  -- busy on another floor: not reserved
             END IF;
           ELSIF was AND NOT busy THEN
             DELETE FROM agent_engagements WHERE user_id = NEW.user_id;
