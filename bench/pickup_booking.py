@@ -28,14 +28,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import secrets
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,13 +48,11 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from webhooks import app_server, free_port, servers
+from support import app_server, database, free_port, machine, process_env, servers, workspace
 
-from depotline import migrations
 from depotline.auth import Principal
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
-from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from pickup import service
 from pickup.schemas import DepotIn, SettingsIn, ZoneIn
@@ -425,77 +420,53 @@ async def forget_backlog(owner_url: str) -> None:
 
 def main() -> int:
     began = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="depotline-bench-"))
     load_before = os.getloadavg()
     configure_logging("WARNING", "console")
     print(f"Depotline pickup benchmark ({os.cpu_count()} CPUs, load {load_before[0]:.2f})")
     day = (datetime.now(UTC).astimezone(SHANGHAI) + timedelta(days=1)).date()
     at_rate: dict[str, dict[str, Any]] = {}
-    try:
-        with servers(workdir) as (server, redis_url, embedded):
-            owner_url = asyncio.run(create_database(server, "depotline_bench_"))
-            try:
-                migrations.upgrade(owner_url)
-                settings = Settings(
-                    environment="development",
-                    database_url=owner_url,
-                    redis_url=redis_url,
-                    data_dir=workdir,
-                    secret_key=secrets.token_hex(24),
-                )
-                assert settings.secret_key is not None
-                tenant_id, key = asyncio.run(prepare(settings))
-                port = free_port()
-                base = f"http://127.0.0.1:{port}"
-                env = {
-                    **{k: v for k, v in os.environ.items() if k != "APP_DATABASE_URL"},
-                    "DATABASE_URL": owner_url,
-                    "REDIS_URL": redis_url,
-                    "SECRET_KEY": settings.secret_key.get_secret_value(),
-                    "DATA_DIR": str(workdir),
-                    "PUBLIC_URL": base,
-                    "LOG_LEVEL": "WARNING",
-                    "LOG_FORMAT": "json",
-                    "ENVIRONMENT": "development",
-                }
-                print(f"  set up in {time.monotonic() - began:.1f} s")
-                with app_server(env, port, workdir / "server.log"):
-                    rounds, next_n = asyncio.run(throughput(base, key, day, 0))
-                    print("  (a) done; starting the worker for (b)")
-                    asyncio.run(forget_backlog(owner_url))
-                    with worker_process(env, workdir / "worker.log"):
-                        for rate in RATES:
-                            since = datetime.now(UTC)
-                            latencies, errors, achieved = asyncio.run(
-                                paced(base, key, day, next_n, rate)
-                            )
-                            next_n += len(latencies)
-                            delays, to_sms, undecided, outcomes = asyncio.run(
-                                dispatch_delays(settings, tenant_id, since)
-                            )
-                            at_rate[f"{rate:g}"] = summary(
-                                latencies, errors, achieved, delays, to_sms, undecided, outcomes
-                            )
-                            at_rate[f"{rate:g}"]["outbox_events"] = asyncio.run(
-                                events_since(owner_url, since)
-                            )
-                            print(f"  (b) {rate:g}/s done")
-            finally:
-                asyncio.run(drop_database(server, owner_url))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        workspace() as workdir,
+        servers(workdir) as (owner, redis_url, embedded),
+        database(owner) as owner_url,
+    ):
+        settings = Settings(
+            environment="development",
+            database_url=owner_url,
+            redis_url=redis_url,
+            data_dir=workdir,
+            secret_key=secrets.token_hex(24),
+        )
+        tenant_id, key = asyncio.run(prepare(settings))
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = process_env(settings, base)
+        print(f"  set up in {time.monotonic() - began:.1f} s")
+        with app_server(env, port, workdir / "server.log"):
+            rounds, next_n = asyncio.run(throughput(base, key, day, 0))
+            print("  (a) done; starting the worker for (b)")
+            asyncio.run(forget_backlog(owner_url))
+            with worker_process(env, workdir / "worker.log"):
+                for rate in RATES:
+                    since = datetime.now(UTC)
+                    latencies, errors, achieved = asyncio.run(paced(base, key, day, next_n, rate))
+                    next_n += len(latencies)
+                    delays, to_sms, undecided, outcomes = asyncio.run(
+                        dispatch_delays(settings, tenant_id, since)
+                    )
+                    at_rate[f"{rate:g}"] = summary(
+                        latencies, errors, achieved, delays, to_sms, undecided, outcomes
+                    )
+                    at_rate[f"{rate:g}"]["outbox_events"] = asyncio.run(
+                        events_since(owner_url, since)
+                    )
+                    print(f"  (b) {rate:g}/s done")
 
     median = statistics.median(r.per_second for r in rounds)
     results: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": ".venv/bin/python bench/pickup_booking.py",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(load_before),
         "setup": {
             "servers": "embedded PostgreSQL and Redis" if embedded else "DATABASE_URL / REDIS_URL",
             "app": "depotline serve: uvicorn, 1 worker, 127.0.0.1",

@@ -29,12 +29,9 @@ import asyncio
 import json
 import math
 import os
-import platform
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -50,14 +47,12 @@ from xml.sax.saxutils import escape
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
-from support import server
+from support import database, machine, server, workspace
 
 from contact_center import service
 from contact_center.models import AgentStatus, Call, Queue, Strategy
-from depotline import migrations
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
-from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from tenant.models import Membership, Role, Tenant, TenantKind, User
 
@@ -710,26 +705,21 @@ def main() -> int:
         asyncio.run(observe())
         return 0
     began = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="depotline-bench-"))
     load_before = os.getloadavg()
     configure_logging("WARNING", "console")
     print(f"Depotline routing benchmark ({os.cpu_count()} CPUs, load {load_before[0]:.2f})")
-    try:
-        with server(workdir) as (owner, embedded):
-            owner_url = asyncio.run(create_database(owner, "depotline_bench_"))
-            try:
-                migrations.upgrade(owner_url)
-                settings = Settings(
-                    environment="development",
-                    database_url=owner_url,
-                    app_database_url=None,
-                    data_dir=workdir,
-                )
-                measured = asyncio.run(measure(settings.app_url))
-            finally:
-                asyncio.run(drop_database(owner, owner_url))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        workspace() as workdir,
+        server(workdir) as (owner, embedded),
+        database(owner) as owner_url,
+    ):
+        settings = Settings(
+            environment="development",
+            database_url=owner_url,
+            app_database_url=None,
+            data_dir=workdir,
+        )
+        measured = asyncio.run(measure(settings.app_url))
 
     one: list[Decision] = measured["one"]
     many: list[Decision] = measured["many"]
@@ -821,14 +811,7 @@ def main() -> int:
     results = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": ".venv/bin/python bench/routing.py",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-            "busy_share_by_phase": measured["phases"],
-        },
+        "machine": {**machine(load_before), "busy_share_by_phase": measured["phases"]},
         "setup": {
             "server": "embedded PostgreSQL" if embedded else "DATABASE_URL",
             "connection": "asyncpg as the app role (row-level security on), same machine",

@@ -26,17 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import secrets
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,15 +40,13 @@ from playwright.async_api import Page, async_playwright
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from webhooks import free_port, servers
+from support import app_server, database, free_port, machine, process_env, servers, workspace
 
 from contact_center import service as contact_center
 from customers import service as customers
 from customers.schemas import AddressIn, CustomerIn
-from depotline import migrations
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope, utcnow
-from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from telephony_gateway import demo as gateway_demo
 from telephony_gateway.providers.registry import Providers
@@ -253,41 +244,6 @@ async def measure(base: str, owner_url: str, key: bytes) -> list[dict[str, float
     return samples
 
 
-@contextmanager
-def app_server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`depotline serve` on 127.0.0.1:port until the block ends (as bench/webhooks.py runs
-    it, with more time to start: on a busy machine importing the app alone can take 20 s)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "depotline", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _ready(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-
-def _ready(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -304,45 +260,29 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def main() -> int:
     began = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="depotline-bench-"))
     load_before = os.getloadavg()
     configure_logging("WARNING", "console")
     print(f"Depotline screen-pop benchmark ({os.cpu_count()} CPUs, load {load_before[0]:.2f})")
-    try:
-        with servers(workdir) as (server, redis_url, embedded):
-            owner_url = asyncio.run(create_database(server, "depotline_bench_"))
-            try:
-                migrations.upgrade(owner_url)
-                port = free_port()
-                base = f"http://127.0.0.1:{port}"
-                settings = Settings(
-                    environment="development",
-                    database_url=owner_url,
-                    redis_url=redis_url,
-                    data_dir=workdir,
-                    public_url=base,
-                    secret_key=secrets.token_hex(24),
-                )
-                assert settings.secret_key is not None
-                key = asyncio.run(prepare(settings))
-                env = {
-                    **{k: v for k, v in os.environ.items() if k != "APP_DATABASE_URL"},
-                    "DATABASE_URL": owner_url,
-                    "REDIS_URL": redis_url,
-                    "SECRET_KEY": settings.secret_key.get_secret_value(),
-                    "DATA_DIR": str(workdir),
-                    "PUBLIC_URL": base,
-                    "LOG_LEVEL": "WARNING",
-                    "LOG_FORMAT": "json",
-                    "ENVIRONMENT": "development",
-                }
-                print(f"  set up in {time.monotonic() - began:.1f} s; {WARMUP} + {CALLS} calls")
-                with app_server(env, port, workdir / "server.log"):
-                    samples = asyncio.run(measure(base, owner_url, key))
-            finally:
-                asyncio.run(drop_database(server, owner_url))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        workspace() as workdir,
+        servers(workdir) as (owner, redis_url, embedded),
+        database(owner) as owner_url,
+    ):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        settings = Settings(
+            environment="development",
+            database_url=owner_url,
+            redis_url=redis_url,
+            data_dir=workdir,
+            public_url=base,
+            secret_key=secrets.token_hex(24),
+        )
+        key = asyncio.run(prepare(settings))
+        env = process_env(settings, base)
+        print(f"  set up in {time.monotonic() - began:.1f} s; {WARMUP} + {CALLS} calls")
+        with app_server(env, port, workdir / "server.log", start_seconds=STARTUP_SECONDS):
+            samples = asyncio.run(measure(base, owner_url, key))
 
     parts = {
         name: summary([s[name] for s in samples])
@@ -366,13 +306,7 @@ def main() -> int:
     results = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": ".venv/bin/python bench/screen_pop.py",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(load_before),
         "setup": {
             "servers": "embedded PostgreSQL and Redis" if embedded else "DATABASE_URL / REDIS_URL",
             "app": "depotline serve: uvicorn, 1 worker, 127.0.0.1",

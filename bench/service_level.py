@@ -32,12 +32,9 @@ import heapq
 import json
 import math
 import os
-import platform
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,14 +47,12 @@ from unittest import mock
 from uuid import UUID
 
 from sqlmodel import col, select
-from support import server
+from support import database, machine, server, workspace
 
 from contact_center import service
 from contact_center.models import AgentStatus, Call, Queue
-from depotline import migrations
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
-from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from tenant.models import Tenant, TenantKind, User
 
@@ -335,7 +330,6 @@ def main() -> int:
     mean_wait = predicted_mean_wait(AGENTS, erlangs, AHT_SECONDS)
     shifts = [draw_shift(number, rate) for number in range(REPLICAS)]
     total_calls = sum(len(s.arrivals) for s in shifts)
-    workdir = Path(tempfile.mkdtemp(prefix="depotline-bench-"))
     load_before = os.getloadavg()
     configure_logging("WARNING", "console")
     print(
@@ -350,22 +344,18 @@ def main() -> int:
         f"  {REPLICAS} shifts of {SHIFT_HOURS} h (+{WARMUP_SECONDS / 60:g} min warm-up), "
         f"{total_calls} calls, {CONCURRENCY} shifts at a time"
     )
-    try:
-        with server(workdir) as (owner, embedded):
-            owner_url = asyncio.run(create_database(owner, "depotline_bench_"))
-            try:
-                migrations.upgrade(owner_url)
-                settings = Settings(
-                    environment="development",
-                    database_url=owner_url,
-                    app_database_url=None,
-                    data_dir=workdir,
-                )
-                measured = asyncio.run(simulate(settings.app_url, shifts, began + BUDGET_SECONDS))
-            finally:
-                asyncio.run(drop_database(owner, owner_url))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        workspace() as workdir,
+        server(workdir) as (owner, embedded),
+        database(owner) as owner_url,
+    ):
+        settings = Settings(
+            environment="development",
+            database_url=owner_url,
+            app_database_url=None,
+            data_dir=workdir,
+        )
+        measured = asyncio.run(simulate(settings.app_url, shifts, began + BUDGET_SECONDS))
     seconds = time.monotonic() - began
 
     waits = [w for m in measured for w in m.waits]
@@ -422,13 +412,7 @@ def main() -> int:
     results = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": ".venv/bin/python bench/service_level.py",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(load_before),
         "setup": {
             "server": "embedded PostgreSQL" if embedded else "DATABASE_URL",
             "agents": AGENTS,

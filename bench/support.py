@@ -1,14 +1,42 @@
-"""What the benchmarks share: a PostgreSQL server to make their own database on."""
+"""What the benchmarks share: a working directory, servers and a database of their own (created,
+migrated, dropped at the end), `depotline serve` in a child process, and the machine's line in
+the results."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from depotline.config import async_url
-from depotline.embedded import EmbeddedPostgres
+import httpx
+
+from depotline import migrations
+from depotline.config import Settings, async_url
+from depotline.embedded import EmbeddedPostgres, EmbeddedRedis
+from depotline.migrations import create_database, drop_database
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def workspace() -> Iterator[Path]:
+    """A temporary directory for the embedded servers and the logs, removed at the end."""
+    workdir = Path(tempfile.mkdtemp(prefix="depotline-bench-"))
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextmanager
@@ -21,3 +49,99 @@ def server(workdir: Path) -> Iterator[tuple[str, bool]]:
         yield (async_url(database_url) if database_url else postgres.start()), not database_url
     finally:
         postgres.stop()
+
+
+@contextmanager
+def servers(workdir: Path) -> Iterator[tuple[str, str, bool]]:
+    """`server()` and Redis: (owner URL, Redis URL, embedded?)."""
+    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    postgres, redis = EmbeddedPostgres(workdir), EmbeddedRedis(workdir)
+    try:
+        owner = async_url(database_url) if database_url else postgres.start()
+        yield owner, redis_url or redis.start(), not database_url
+    finally:
+        redis.stop()
+        postgres.stop()
+
+
+@contextmanager
+def database(owner: str) -> Iterator[str]:
+    """A database of the benchmark's own on the `owner` server, migrated: its owner URL.
+    Dropped at the end."""
+    owner_url = asyncio.run(create_database(owner, "depotline_bench_"))
+    try:
+        migrations.upgrade(owner_url)
+        yield owner_url
+    finally:
+        asyncio.run(drop_database(owner, owner_url))
+
+
+def process_env(settings: Settings, public_url: str) -> dict[str, str]:
+    """The environment of a `depotline serve` or `worker` process on the benchmark's database."""
+    assert settings.secret_key is not None
+    return {
+        **{k: v for k, v in os.environ.items() if k != "APP_DATABASE_URL"},
+        "DATABASE_URL": settings.database_url or "",
+        "REDIS_URL": settings.required_redis_url,
+        "SECRET_KEY": settings.secret_key.get_secret_value(),
+        "DATA_DIR": str(settings.data_dir),
+        "PUBLIC_URL": public_url,
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "json",
+        "ENVIRONMENT": "development",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def app_server(
+    env: dict[str, str], port: int, log: Path, *, start_seconds: float = 40
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`depotline serve` (uvicorn, one worker) on 127.0.0.1:port, until the block ends. On a
+    busy machine importing the app alone can take 20 s: `start_seconds` is the patience."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "depotline", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + start_seconds
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("the server exited:\n" + log.read_text()[-3000:])
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server was not ready in time:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """The machine a run was measured on, and how busy it was before and after."""
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }

@@ -22,19 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import secrets
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,14 +36,12 @@ from uuid import UUID
 from xml.sax.saxutils import escape
 
 import httpx
+from support import app_server, database, free_port, machine, process_env, servers, workspace
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from depotline import migrations
 from depotline.auth import Principal
-from depotline.config import Settings, async_url
+from depotline.config import Settings
 from depotline.db import Database, tenant_scope
-from depotline.embedded import EmbeddedPostgres, EmbeddedRedis
-from depotline.migrations import create_database, drop_database
 from depotline.observability import configure_logging
 from telephony_gateway import service
 from tenant import demo as tenant_demo
@@ -188,20 +179,7 @@ async def measure(
     )
 
 
-# -- servers and the database -------------------------------------------------------------------
-@contextmanager
-def servers(workdir: Path) -> Iterator[tuple[str, str, bool]]:
-    """(owner URL of a server to create the database on, Redis URL, embedded?)."""
-    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    postgres, redis = EmbeddedPostgres(workdir), EmbeddedRedis(workdir)
-    try:
-        server = async_url(database_url) if database_url else postgres.start()
-        yield server, redis_url or redis.start(), not database_url
-    finally:
-        redis.stop()
-        postgres.stop()
-
-
+# -- the tenant ---------------------------------------------------------------------------------
 async def prepare_tenant(settings: Settings, auth_token: str) -> tuple[UUID, UUID]:
     """The demo tenants, and SwiftFreight with a Twilio account and a number on it."""
     db = Database(settings.app_url, pool_size=2)
@@ -238,47 +216,6 @@ async def prepare_tenant(settings: Settings, auth_token: str) -> tuple[UUID, UUI
         return tenant.id, account.id
     finally:
         await db.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def app_server(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`depotline serve` (uvicorn, one worker) on 127.0.0.1:port, until the block ends."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "depotline", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 40
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("the server exited:\n" + log.read_text()[-3000:])
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server was not ready in time:\n" + log.read_text()[-3000:])
-            time.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
 
 
 # -- the measurements ---------------------------------------------------------------------------
@@ -474,49 +411,31 @@ def svg_chart(rows: list[tuple[str, Series, str]], ratio: float, note: str) -> s
 def main() -> int:
     began = time.monotonic()
     deadline = began + BUDGET_SECONDS
-    workdir = Path(tempfile.mkdtemp(prefix="depotline-bench-"))
     auth_token = secrets.token_hex(16)
     load_before = os.getloadavg()
     configure_logging("WARNING", "console")
     print(f"Depotline webhook benchmark ({os.cpu_count()} CPUs, load {load_before[0]:.2f})")
-    try:
-        with servers(workdir) as (server, redis_url, embedded):
-            owner_url = asyncio.run(create_database(server, "depotline_bench_"))
-            try:
-                migrations.upgrade(owner_url)
-                settings = Settings(
-                    environment="development",
-                    database_url=owner_url,
-                    redis_url=redis_url,
-                    data_dir=workdir,
-                    secret_key=secrets.token_hex(24),
-                )
-                assert settings.secret_key is not None
-                tenant_id, _ = asyncio.run(prepare_tenant(settings, auth_token))
-                port = free_port()
-                base = f"http://127.0.0.1:{port}"
-                env = {
-                    **{k: v for k, v in os.environ.items() if k != "APP_DATABASE_URL"},
-                    "DATABASE_URL": owner_url,
-                    "REDIS_URL": redis_url,
-                    "SECRET_KEY": settings.secret_key.get_secret_value(),
-                    "DATA_DIR": str(workdir),
-                    "PUBLIC_URL": base,
-                    "LOG_LEVEL": "WARNING",
-                    "LOG_FORMAT": "json",
-                    "ENVIRONMENT": "development",
-                }
-                setup = time.monotonic() - began
-                print(f"  set up in {setup:.1f} s; measuring (concurrency {CONCURRENCY})")
-                with app_server(env, port, workdir / "server.log") as process:
-                    healthz, voice = asyncio.run(
-                        http_series(base, auth_token, process.pid, deadline)
-                    )
-                sms = asyncio.run(sms_series(settings, tenant_id, began + SMS_BUDGET_SECONDS))
-            finally:
-                asyncio.run(drop_database(server, owner_url))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        workspace() as workdir,
+        servers(workdir) as (owner, redis_url, embedded),
+        database(owner) as owner_url,
+    ):
+        settings = Settings(
+            environment="development",
+            database_url=owner_url,
+            redis_url=redis_url,
+            data_dir=workdir,
+            secret_key=secrets.token_hex(24),
+        )
+        tenant_id, _ = asyncio.run(prepare_tenant(settings, auth_token))
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        setup = time.monotonic() - began
+        print(f"  set up in {setup:.1f} s; measuring (concurrency {CONCURRENCY})")
+        env = process_env(settings, base)
+        with app_server(env, port, workdir / "server.log") as process:
+            healthz, voice = asyncio.run(http_series(base, auth_token, process.pid, deadline))
+        sms = asyncio.run(sms_series(settings, tenant_id, began + SMS_BUDGET_SECONDS))
 
     ratio = voice.median / healthz.median if healthz.median else 0.0
     per_round = [
@@ -536,13 +455,7 @@ def main() -> int:
     results = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": ".venv/bin/python bench/webhooks.py",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(load_before),
         "setup": {
             "servers": "embedded PostgreSQL and Redis" if embedded else "DATABASE_URL / REDIS_URL",
             "app": "depotline serve: uvicorn, 1 worker, 127.0.0.1",
