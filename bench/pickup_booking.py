@@ -28,8 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,13 +46,24 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from support import app_server, database, free_port, machine, process_env, servers, workspace
+from support import (
+    app_server,
+    bench_settings,
+    database,
+    free_port,
+    machine,
+    process_env,
+    servers,
+    stop,
+    workspace,
+)
 
 from depotline.auth import Principal
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
 from depotline.observability import configure_logging
 from pickup import service
+from pickup.demo import SCIENCE_PARK
 from pickup.schemas import DepotIn, SettingsIn, ZoneIn
 from telephony_gateway import demo as gateway_demo
 from tenant import demo as tenant_demo
@@ -74,18 +83,6 @@ DISPATCH_WAIT_SECONDS = 120.0
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Where the bench's customers live: Guangzhou North, Guangzhou South, Shenzhen, the park.
 POSTAL = ["510410", "510800", "510300", "510220", "518057", "518000"]
-SCIENCE_PARK = {
-    "type": "Polygon",
-    "coordinates": [
-        [
-            [113.935, 22.525],
-            [113.960, 22.525],
-            [113.960, 22.555],
-            [113.935, 22.555],
-            [113.935, 22.525],
-        ]
-    ],
-}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -203,13 +200,7 @@ def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[
             time.sleep(0.5)
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop(process)
 
 
 async def listening(owner_url: str) -> bool:
@@ -430,13 +421,7 @@ def main() -> int:
         servers(workdir) as (owner, redis_url, embedded),
         database(owner) as owner_url,
     ):
-        settings = Settings(
-            environment="development",
-            database_url=owner_url,
-            redis_url=redis_url,
-            data_dir=workdir,
-            secret_key=secrets.token_hex(24),
-        )
+        settings = bench_settings(owner_url, workdir, redis_url=redis_url)
         tenant_id, key = asyncio.run(prepare(settings))
         port = free_port()
         base = f"http://127.0.0.1:{port}"

@@ -47,11 +47,10 @@ from xml.sax.saxutils import escape
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
-from support import database, machine, server, workspace
+from support import bench_settings, database, machine, server, workspace
 
 from contact_center import service
 from contact_center.models import AgentStatus, Call, Queue, Strategy
-from depotline.config import Settings
 from depotline.db import Database, tenant_scope
 from depotline.observability import configure_logging
 from tenant.models import Membership, Role, Tenant, TenantKind, User
@@ -713,12 +712,7 @@ def main() -> int:
         server(workdir) as (owner, embedded),
         database(owner) as owner_url,
     ):
-        settings = Settings(
-            environment="development",
-            database_url=owner_url,
-            app_database_url=None,
-            data_dir=workdir,
-        )
+        settings = bench_settings(owner_url, workdir)
         measured = asyncio.run(measure(settings.app_url))
 
     one: list[Decision] = measured["one"]

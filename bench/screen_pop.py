@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -40,7 +39,16 @@ from playwright.async_api import Page, async_playwright
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from support import app_server, database, free_port, machine, process_env, servers, workspace
+from support import (
+    app_server,
+    bench_settings,
+    database,
+    free_port,
+    machine,
+    process_env,
+    servers,
+    workspace,
+)
 
 from contact_center import service as contact_center
 from customers import service as customers
@@ -270,14 +278,7 @@ def main() -> int:
     ):
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        settings = Settings(
-            environment="development",
-            database_url=owner_url,
-            redis_url=redis_url,
-            data_dir=workdir,
-            public_url=base,
-            secret_key=secrets.token_hex(24),
-        )
+        settings = bench_settings(owner_url, workdir, redis_url=redis_url, public_url=base)
         key = asyncio.run(prepare(settings))
         env = process_env(settings, base)
         print(f"  set up in {time.monotonic() - began:.1f} s; {WARMUP} + {CALLS} calls")

@@ -47,11 +47,10 @@ from unittest import mock
 from uuid import UUID
 
 from sqlmodel import col, select
-from support import database, machine, server, workspace
+from support import bench_settings, database, machine, server, workspace
 
 from contact_center import service
 from contact_center.models import AgentStatus, Call, Queue
-from depotline.config import Settings
 from depotline.db import Database, tenant_scope
 from depotline.observability import configure_logging
 from tenant.models import Tenant, TenantKind, User
@@ -349,12 +348,7 @@ def main() -> int:
         server(workdir) as (owner, embedded),
         database(owner) as owner_url,
     ):
-        settings = Settings(
-            environment="development",
-            database_url=owner_url,
-            app_database_url=None,
-            data_dir=workdir,
-        )
+        settings = bench_settings(owner_url, workdir)
         measured = asyncio.run(simulate(settings.app_url, shifts, began + BUDGET_SECONDS))
     seconds = time.monotonic() - began
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -76,6 +77,23 @@ def database(owner: str) -> Iterator[str]:
         asyncio.run(drop_database(owner, owner_url))
 
 
+def bench_settings(
+    owner_url: str, workdir: Path, *, redis_url: str | None = None, public_url: str | None = None
+) -> Settings:
+    """Depotline's settings on the benchmark's own database (and Redis, when one is used)."""
+    extra: dict[str, Any] = {"redis_url": redis_url} if redis_url else {}
+    if public_url:
+        extra["public_url"] = public_url
+    return Settings(
+        environment="development",
+        database_url=owner_url,
+        app_database_url=None,
+        data_dir=workdir,
+        secret_key=secrets.token_hex(24),
+        **extra,
+    )
+
+
 def process_env(settings: Settings, public_url: str) -> dict[str, str]:
     """The environment of a `depotline serve` or `worker` process on the benchmark's database."""
     assert settings.secret_key is not None
@@ -127,13 +145,18 @@ def app_server(
             time.sleep(0.2)
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C for a child `depotline` process; killed if it does not end in 15 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:

@@ -36,7 +36,16 @@ from uuid import UUID
 from xml.sax.saxutils import escape
 
 import httpx
-from support import app_server, database, free_port, machine, process_env, servers, workspace
+from support import (
+    app_server,
+    bench_settings,
+    database,
+    free_port,
+    machine,
+    process_env,
+    servers,
+    workspace,
+)
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from depotline.auth import Principal
@@ -420,13 +429,7 @@ def main() -> int:
         servers(workdir) as (owner, redis_url, embedded),
         database(owner) as owner_url,
     ):
-        settings = Settings(
-            environment="development",
-            database_url=owner_url,
-            redis_url=redis_url,
-            data_dir=workdir,
-            secret_key=secrets.token_hex(24),
-        )
+        settings = bench_settings(owner_url, workdir, redis_url=redis_url)
         tenant_id, _ = asyncio.run(prepare_tenant(settings, auth_token))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
