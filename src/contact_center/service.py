@@ -231,13 +231,13 @@ def _offered(
     live.offered(session, agent, call, offer_id)
     payload = {"call_id": str(call.id), "agent_id": str(agent.user_id)}
     # Urgent: a ringing agent and a caller wait on both (the push, the timeout's next agent).
-    outbox.publish(session, OFFERED, payload, urgent=True)
+    outbox.publish(session, OFFERED, payload, priority=outbox.URGENT)
     outbox.publish(
         session,
         OFFER_TIMEOUT,
         payload,
         delay=timedelta(seconds=reservation_seconds),
-        urgent=True,
+        priority=outbox.URGENT,
     )
     return Offer(call.id, agent.user_id)
 
@@ -348,7 +348,9 @@ async def caller_hangs_up(session: AsyncSession, call_id: UUID) -> list[Offer]:
             agent.current_call_id = None
             repo.add(agent)
             if agent.home_tenant_id != agent.tenant_id:
-                outbox.publish(session, AGENT_FREED, {"user_id": str(agent.user_id)}, urgent=True)
+                outbox.publish(
+                    session, AGENT_FREED, {"user_id": str(agent.user_id)}, priority=outbox.URGENT
+                )
         repo.add(call)
         await repo.flush()
         offers = await route(session)

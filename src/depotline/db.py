@@ -79,6 +79,10 @@ class Timestamped(SQLModel):
     )
 
 
+#: The scope the session's transaction last set (savepoints skip setting it again).
+_APPLIED_SCOPE = "depotline.applied_scope"
+
+
 @event.listens_for(Session, "after_begin")
 def _apply_tenant_scope(
     session: Session, transaction: SessionTransaction, connection: Connection
@@ -86,6 +90,9 @@ def _apply_tenant_scope(
     # Transaction-local (the `true`), so a pooled connection never carries a scope over.
     tenant_id = current_tenant.get()
     user_id = current_user_id.get()
+    if transaction.nested and session.info.get(_APPLIED_SCOPE) == (tenant_id, user_id):
+        return  # a savepoint: the enclosing transaction holds this scope already
+    session.info[_APPLIED_SCOPE] = (tenant_id, user_id)
     if tenant_id is None and user_id is None:
         # Nothing to set: unset and '' mean the same to the policies, and no setting outlives
         # its transaction. (A webhook's transaction sets its scope itself once it knows it.)
@@ -97,6 +104,13 @@ def _apply_tenant_scope(
         ),
         {"tenant": str(tenant_id) if tenant_id else "", "user": str(user_id) if user_id else ""},
     )
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_savepoint_scope(session: Session, transaction: SessionTransaction) -> None:
+    # A savepoint rolled back takes its set_config with it: the next one sets the scope again.
+    if transaction.nested:
+        session.info.pop(_APPLIED_SCOPE, None)
 
 
 #: Connections older than this are replaced when next checked out.

@@ -36,7 +36,11 @@ MAX_ATTEMPTS = 10
 REDELIVER_AFTER = timedelta(seconds=60)
 #: The channel migration 0010's trigger notifies on every commit that inserted events.
 CHANNEL = "outbox_events"
-URGENT, NORMAL = 0, 1
+#: Claim order in a backlog. URGENT: someone waits on the effect (a caller on the line, a
+#: booking's dispatch and the depot's SMS, a depot's reply). SOON: messages leaving through a
+#: carrier, already queued in the gateway (their carrier paces them anyway). NORMAL: bookkeeping
+#: (timelines, delivery reports, contact history).
+URGENT, SOON, NORMAL = 0, 1, 2
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -50,8 +54,7 @@ class OutboxEvent(SQLModel, table=True):
     #: Not handed over before this moment: how a retry with backoff waits.
     available_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     attempts: int = 0
-    #: 0 first: events someone waits on (a booking's dispatch, an SMS to send) are claimed
-    #: before bookkeeping (timelines, delivery reports) when a burst leaves a backlog.
+    #: URGENT, SOON or NORMAL: the most urgent are claimed first when a burst leaves a backlog.
     priority: int = NORMAL
     enqueued_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     processed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
@@ -142,13 +145,13 @@ def publish(
     *,
     tenant_id: UUID | None = None,
     delay: timedelta | None = None,
-    urgent: bool = False,
+    priority: int = NORMAL,
 ) -> OutboxEvent:
     """Record an event in the caller's transaction; it is relayed only if that commits.
-    `urgent`: someone is waiting on its effect (handled before bookkeeping in a backlog)."""
+    `priority`: URGENT, SOON or NORMAL (see there)."""
     event = OutboxEvent(
         topic=topic,
-        priority=URGENT if urgent else NORMAL,
+        priority=priority,
         payload=dict(payload),
         tenant_id=tenant_id or current_tenant.get(),
         available_at=utcnow() + (delay or timedelta()),

@@ -37,7 +37,11 @@ async def on_order_booked(
 async def on_depot_assigned(
     session: AsyncSession, event: OutboxEvent, ctx: Mapping[str, Any]
 ) -> None:
+    """A depot chosen after the booking (a redispatch, by hand) hears of it here; a new
+    booking's depot was told by dispatch itself (pickup.jobs)."""
     payload = event.payload
+    if payload.get("depot_told"):
+        return
     await notifications.offer_to_depot(
         session,
         UUID(payload["order_id"]),

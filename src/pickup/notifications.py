@@ -333,19 +333,19 @@ async def _send(
     carrier cannot take, no SMS number at all) never fails the whole event."""
     asked = utcnow()
     try:
-        async with session.begin_nested():
-            sms = await gateway.send_sms(session, to=to, body=text, message_id=message_id)
+        # No savepoint needed: send_sms refuses (DomainError) before it writes anything.
+        sms = await gateway.send_sms(session, to=to, body=text, message_id=message_id)
     except DomainError as refused:
         log.warning("pickup sms not sent", message_id=message_id, reason=refused.detail)
         # A tenant without an SMS number sends none at all: not news on every order.
         if order is not None and refused.field != "from":
-            await service.note(
-                session, order.id, NOTIFIER, f"{what} not sent: {refused.detail}", sms=message_id
+            service.note_on(
+                session, order, NOTIFIER, f"{what} not sent: {refused.detail}", sms=message_id
             )
         return None
     if order is not None and sms.created_at >= asked:  # not an SMS asked for before
         outcome = "not sent: the number opted out" if sms.state == "opted_out" else "queued"
-        await service.note(session, order.id, NOTIFIER, f"{what} {outcome}", sms=message_id)
+        service.note_on(session, order, NOTIFIER, f"{what} {outcome}", sms=message_id)
     return sms
 
 
@@ -364,7 +364,10 @@ async def tell_customer(
     if not order.notify_sms or not order.contact_phone:
         return None
     language = language_of(order.language)
-    depot = await PickupRepository(session).get_depot(order.depot_id) if order.depot_id else None
+    body = await template_text(session, order.tenant_id, kind, language)
+    depot = None
+    if order.depot_id and "{depot}" in body:  # most texts do not name it: no read
+        depot = await PickupRepository(session).get_depot(order.depot_id)
     values = {
         "number": order.number,
         "code": order.confirmation_code,
@@ -374,7 +377,6 @@ async def tell_customer(
         "reason": reason,
         "link": tracking_url(public_url, order.tracking_token),
     }
-    body = await template_text(session, order.tenant_id, kind, language)
     return await _send(
         session,
         order.contact_phone,
@@ -532,13 +534,21 @@ async def _order_and_depot(
 async def offer_to_depot(
     session: AsyncSession, order_id: UUID, depot_id: UUID, assignment_id: UUID
 ) -> list[SmsMessage]:
-    """SMS every contact of the depot the order was offered to, and set the clock for its
-    answer. An offer answered before this runs (on the depot page) needs no SMS."""
-    if await service.waiting_assignment(session, assignment_id) is None:
+    """`offer` for a `depot_assigned` event. An offer answered before this runs (on the depot
+    page) needs no SMS."""
+    assignment = await service.waiting_assignment(session, assignment_id)
+    if assignment is None:
         return []
     order, depot = await _order_and_depot(session, order_id, depot_id)
     if depot is None:
         return []
+    return await offer(session, service.Offer(order, depot, assignment))
+
+
+async def offer(session: AsyncSession, offered: service.Offer) -> list[SmsMessage]:
+    """SMS every contact of the depot the order was offered to, and set the clock for its
+    answer."""
+    order, depot, assignment_id = offered.order, offered.depot, offered.assignment.id
     rules = await service.booking_rules(session, order.tenant_id)
     text = offer_text(order, depot, rules.currency)
     sent = []
@@ -550,8 +560,8 @@ async def offer_to_depot(
         if sms is not None:
             sent.append(sms)
     if not depot.sms_contacts:
-        await service.note(session, order.id, NOTIFIER, f"{depot.name} has no SMS contact")
-    await _answer_due(session, order, assignment_id, depot_id, "remind")
+        service.note_on(session, order, NOTIFIER, f"{depot.name} has no SMS contact")
+    await _answer_due(session, order, assignment_id, depot.id, "remind")
     return sent
 
 

@@ -18,8 +18,10 @@ Events (outbox topics; the outbox event's tenant_id is the order's tenant; ids a
 ``pickup.depot_assigned`` (DEPOT_ASSIGNED), dispatch offered the order to a depot.
     {"order_id", "number", "ref" (int: the order's `seq`, what a depot answers with:
     "Y 123" / "N 123 reason"), "depot_id", "assignment_id", "redispatch" (bool: a depot
-    rejected it before)}. SMS the depot's `sms_contacts` in `depot.language`; for a reminder on
-    silence publish a delayed event and ask `waiting_assignment(session, assignment_id)`.
+    rejected it before), "depot_told" (bool: the depot's SMS was queued in the dispatch's own
+    transaction, as for a new booking)}. Unless told, SMS the depot's `sms_contacts` in
+    `depot.language`; for a reminder on silence publish a delayed event and ask
+    `waiting_assignment(session, assignment_id)`.
 ``pickup.depot_answered`` (DEPOT_ANSWERED)
     {"order_id", "number", "depot_id", "assignment_id", "accepted" (bool), "reason"}
 ``pickup.status_changed`` (STATUS_CHANGED), every change of status after booking,
@@ -46,7 +48,8 @@ lifecycle does not allow, InvalidInput naming the field):
   delivery, delivered, cancelled to confirm a cancel request)
 - `request_cancel(session, order_id, by, reason) -> CancelOutcome`,
   `reschedule(session, order_id, by, start, end, reason)`
-- `note(session, order_id, by, text, **detail)`: a timeline line (e.g. "SMS sent to depot")
+- `note(session, order_id, by, text, **detail)`: a timeline line (e.g. "SMS sent to depot");
+  `note_on(session, order, ...)` for an order already at hand
 - `waiting_assignment(session, assignment_id)`: the offer, while still unanswered and current
 
 Columns they read: `Order.tracking_token` (unique platform-wide; the tracking page needs its own
@@ -566,7 +569,7 @@ async def create_order(
             "tracking_token": order.tracking_token,
         },
         tenant_id=tenant_id,
-        urgent=True,  # dispatch and the customer's confirmation
+        priority=outbox.URGENT,  # dispatch and the customer's confirmation
     )
     if contact:
         local = start.astimezone(tz)
@@ -723,7 +726,11 @@ async def note(
     session: AsyncSession, order_id: UUID, by: Actor, text: str, **detail: Any
 ) -> OrderEvent:
     """A line in the order's timeline that is not a change of status."""
-    order = await get_order(session, order_id, by)
+    return note_on(session, await get_order(session, order_id, by), by, text, **detail)
+
+
+def note_on(session: AsyncSession, order: Order, by: Actor, text: str, **detail: Any) -> OrderEvent:
+    """`note` for an order the caller holds already (no second read)."""
     return _log(session, order, by, action="note", reason=text, detail=detail)
 
 
@@ -750,6 +757,15 @@ def covering_zones(
         if score:
             ranked.append((-zone.priority, -score, zone.name, zone))
     return [entry[3] for entry in sorted(ranked, key=lambda entry: entry[:3])]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An order offered to a depot: what the depot's SMS needs, as dispatch left it."""
+
+    order: Order
+    depot: Depot
+    assignment: Assignment
 
 
 @dataclass
@@ -845,18 +861,28 @@ async def choose_depot(repo: PickupRepository, order: Order) -> Decision:
     return decision
 
 
-async def dispatch(session: AsyncSession, order_id: UUID, by: Actor = DISPATCH) -> Order | None:
-    """Give a booked order to the best depot with room; none: the exceptions list. Runs once
-    per booking from the outbox; a repeated delivery finds the order no longer booked."""
+async def dispatch(
+    session: AsyncSession, order_id: UUID, by: Actor = DISPATCH, *, depot_told: bool = False
+) -> Offer | None:
+    """Give a booked order to the best depot with room; none: the exceptions list (None). Runs
+    once per booking from the outbox; a repeated delivery finds the order no longer booked.
+    `depot_told`: the caller SMSes the depot in this transaction (the `depot_assigned` event
+    says so, and its subscribers leave the depot alone)."""
     repo = PickupRepository(session)
     order = await repo.get_order(order_id, lock=True)
     if order is None or order.status != S.BOOKED:
-        return order
-    await _dispatch(session, repo, order, by)
-    return order
+        return None
+    return await _dispatch(session, repo, order, by, depot_told=depot_told)
 
 
-async def _dispatch(session: AsyncSession, repo: PickupRepository, order: Order, by: Actor) -> None:
+async def _dispatch(
+    session: AsyncSession,
+    repo: PickupRepository,
+    order: Order,
+    by: Actor,
+    *,
+    depot_told: bool = False,
+) -> Offer | None:
     decision = await choose_depot(repo, order)
     order.dispatched_at = utcnow()
     if decision.depot is None:
@@ -869,10 +895,10 @@ async def _dispatch(session: AsyncSession, repo: PickupRepository, order: Order,
             {"order_id": str(order.id), "number": order.number, "reason": decision.reason},
             tenant_id=order.tenant_id,
         )
-        return
+        return None
     zone = decision.zone
     assert zone is not None
-    await _assign(
+    return await _assign(
         session,
         repo,
         order,
@@ -881,6 +907,7 @@ async def _dispatch(session: AsyncSession, repo: PickupRepository, order: Order,
         by,
         decision.passed_over,
         redispatch=decision.redispatch,
+        depot_told=depot_told,
     )
 
 
@@ -894,7 +921,8 @@ async def _assign(
     passed_over: Sequence[str] = (),
     *,
     redispatch: bool | None = None,
-) -> None:
+    depot_told: bool = False,
+) -> Offer:
     if redispatch is None:
         redispatch = bool(await repo.rejected_depot_ids(order.id))
     order.depot_id, order.zone_id = depot.id, zone_id
@@ -902,8 +930,7 @@ async def _assign(
     assignment = Assignment(
         tenant_id=order.tenant_id, order_id=order.id, depot_id=depot.id, zone_id=zone_id
     )
-    repo.add(assignment)
-    await repo.flush()
+    repo.add(assignment)  # written with the order's change, in one flush
     reason = depot.name + (f" ({'; '.join(passed_over)})" if passed_over else "")
     _move(session, order, S.DEPOT_ASSIGNED, by, reason)
     outbox.publish(
@@ -916,10 +943,13 @@ async def _assign(
             "depot_id": str(depot.id),
             "assignment_id": str(assignment.id),
             "redispatch": redispatch,
+            "depot_told": depot_told,
         },
         tenant_id=order.tenant_id,
-        urgent=True,  # the depot's SMS
+        # Untold, the depot's SMS waits on this event.
+        priority=outbox.NORMAL if depot_told else outbox.URGENT,
     )
+    return Offer(order, depot, assignment)
 
 
 async def dispatch_again(session: AsyncSession, order_id: UUID, by: Actor) -> Order:

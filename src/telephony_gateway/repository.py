@@ -79,13 +79,16 @@ class GatewayRepository:
         row = (await self.session.execute(_number_and_scope(), {"e164": e164})).first()
         return row[0] if row is not None else None
 
-    async def first_sms_number(self) -> PhoneNumber | None:
+    async def first_sms_number(self) -> tuple[PhoneNumber, CarrierAccount] | None:
+        """The tenant's first SMS number and its carrier account, in one read."""
         query = (
-            select(PhoneNumber)
+            select(PhoneNumber, CarrierAccount)
+            .join(CarrierAccount, col(CarrierAccount.id) == col(PhoneNumber.account_id))
             .where(col(PhoneNumber.sms).is_(True))
             .order_by(col(PhoneNumber.created_at))
         )
-        return (await self.session.exec(query)).first()
+        found = (await self.session.exec(query)).first()
+        return (found[0], found[1]) if found else None
 
     # -- SMS ---------------------------------------------------------------------------------
     async def sms_by_message_id(self, message_id: str) -> SmsMessage | None:

@@ -190,7 +190,8 @@ async def send_sms(
     from_number: str | None = None,
 ) -> SmsMessage:
     """Queue an SMS. The same `message_id` never makes a second SMS: asking again returns the
-    first one. An opted-out recipient is recorded and not sent to."""
+    first one. An opted-out recipient is recorded and not sent to. A refusal (DomainError)
+    comes before anything is written: callers need no savepoint around it."""
     repo = GatewayRepository(session)
     if not message_id.strip():
         raise InvalidInput("A message id is required", field="message_id")
@@ -200,10 +201,9 @@ async def send_sms(
     if existing is not None:
         return existing
     recipient = e164(to)
-    number = await repo.first_sms_number() if from_number is None else None
-    account_id = number.account_id if number else None
+    found = await repo.first_sms_number() if from_number is None else None
+    number, account = found if found else (None, None)
     sender = from_number or (number.e164 if number else None)
-    account = await repo.get_account(account_id) if account_id else None
     if account is None or sender is None:
         raise Conflict("This tenant has no SMS number yet: add one under Carriers", field="from")
     sender = account.sender_id or sender
@@ -229,7 +229,7 @@ async def send_sms(
             session,
             SMS_REQUESTED,
             {"sms_id": str(sms.id), "to": recipient, "body": body[:160]},
-            urgent=True,
+            priority=outbox.SOON,
         )
     return sms
 
@@ -293,7 +293,9 @@ async def record_outcome(
         if refused.retryable and sms.attempts < MAX_SMS_ATTEMPTS:
             wait = backoff(sms.attempts)
             sms.state, sms.next_attempt_at = "pending", utcnow() + wait
-            outbox.publish(session, SMS_REQUESTED, {"sms_id": str(sms.id)}, delay=wait, urgent=True)
+            outbox.publish(
+                session, SMS_REQUESTED, {"sms_id": str(sms.id)}, delay=wait, priority=outbox.SOON
+            )
         else:
             sms.state = "failed"
     else:
@@ -378,7 +380,7 @@ async def receive_sms(
         session,
         SMS_RECEIVED,
         {"sms_id": str(sms.id), "from": sender, "body": event.body},
-        urgent=True,  # a depot's reply, a customer's STOP
+        priority=outbox.URGENT,  # a depot's reply, a customer's STOP
     )
     return sms
 
@@ -412,7 +414,7 @@ async def apply_event(
         if isinstance(event, ev.CallEnded):
             await record_call_usage(session, tenant_id, event, event.direction)
         # Calls belong to the contact center; it (and the customer timeline) subscribes to these.
-        outbox.publish(session, CALL_EVENT, event_payload(event), urgent=True)
+        outbox.publish(session, CALL_EVENT, event_payload(event), priority=outbox.URGENT)
 
 
 #: Events that only ask the contact center what to say, answered in the webhook itself: nobody

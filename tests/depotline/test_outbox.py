@@ -252,3 +252,25 @@ async def test_consumer_retries_a_failed_event_and_waits_for_a_delayed_one(
         assert await until(delayed, 10)
     finally:
         await consumer.stop()
+
+
+async def test_a_backlog_is_claimed_most_urgent_first_then_oldest(db: Database) -> None:
+    """After a burst, a booking's dispatch goes before the SMS it queued, and both before
+    bookkeeping, whatever order they were published in."""
+    published: dict[str, outbox.OutboxEvent] = {}
+    for body, priority in (
+        ("timeline 1", outbox.NORMAL),
+        ("sms 1", outbox.SOON),
+        ("dispatch 1", outbox.URGENT),
+        ("timeline 2", outbox.NORMAL),
+        ("sms 2", outbox.SOON),
+        ("dispatch 2", outbox.URGENT),
+    ):
+        async with db.session() as session:
+            published[body] = outbox.publish(session, TOPIC, {"body": body}, priority=priority)
+    by_id = {event.id: body for body, event in published.items()}
+
+    first = [by_id[event_id] for event_id, _ in await outbox.claim(db, 4)]
+    assert first == ["dispatch 1", "dispatch 2", "sms 1", "sms 2"]
+    rest = [by_id[event_id] for event_id, _ in await outbox.claim(db, 4)]
+    assert rest == ["timeline 1", "timeline 2"]  # claimed ones are not handed out again

@@ -103,9 +103,8 @@ class Pickup:
     async def dispatched(self, data: OrderIn | None = None) -> Order:
         """Booked and dispatched at once (the outbox job does the same a moment later)."""
         order = await self.book(data)
-        found = await self.run(service.dispatch, order.id)
-        assert found is not None
-        return found
+        await self.run(service.dispatch, order.id)
+        return await self.order(order.id)
 
     async def order(self, order_id: UUID) -> Order:
         return await self.run(service.get_order, order_id)

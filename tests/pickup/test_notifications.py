@@ -63,9 +63,9 @@ async def test_booking_texts_the_depot_and_the_customer_each_in_their_language(
         f"Your code: {order.confirmation_code}. Track it: {link(order)}"
     )
     assert notifications.window_text(order, "en").endswith(" 10:00-12:00")
-    # Staff see both on the order's timeline.
+    # Staff see both on the order's timeline; the depot's first (dispatch queues it itself).
     notes = [e.reason for e in await pickup.timeline(order.id) if e.action == "note"]
-    assert notes == ["SMS to the customer (booked) queued", "SMS to Guangzhou North queued"]
+    assert notes == ["SMS to Guangzhou North queued", "SMS to the customer (booked) queued"]
 
 
 # -- depots answer by SMS -------------------------------------------------------------------------
