@@ -15,10 +15,11 @@ and the row lock plus the `processed_at` mark make the second delivery a no-op.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID, uuid4
 
 import structlog
@@ -66,6 +67,15 @@ class OutboxEvent(SQLModel, table=True):
 Handler = Callable[[AsyncSession, OutboxEvent, Mapping[str, Any]], Awaitable[None]]
 
 
+class Claimed(NamedTuple):
+    """A claimed event, as the consumer's line orders it: most urgent, then oldest."""
+
+    priority: int
+    created_at: datetime
+    id: UUID
+    tenant_id: UUID | None
+
+
 class Enqueue(Protocol):
     async def __call__(self, function: str, *args: Any, _job_id: str) -> Any: ...
 
@@ -95,12 +105,14 @@ class OutboxRepository:
         query = self._pending(now).limit(limit).with_for_update(skip_locked=True)
         return (await self.session.exec(query)).all()
 
-    async def claim(self, limit: int, now: datetime) -> list[tuple[UUID, UUID | None]]:
-        """Mark up to `limit` pending events handed over, in one statement: (id, tenant id)
-        each, most urgent and oldest first."""
+    async def claim(self, limit: int, now: datetime, *, urgent_only: bool = False) -> list[Claimed]:
+        """Mark up to `limit` pending events handed over, in one statement, most urgent and
+        oldest first; `urgent_only`: URGENT ones alone."""
+        pending = self._pending(now)
+        if urgent_only:
+            pending = pending.where(col(OutboxEvent.priority) <= URGENT)
         chosen = (
-            self._pending(now)
-            .with_only_columns(col(OutboxEvent.id))
+            pending.with_only_columns(col(OutboxEvent.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
@@ -110,14 +122,14 @@ class OutboxRepository:
             .where(col(OutboxEvent.id).in_(chosen))
             .values(attempts=col(OutboxEvent.attempts) + 1, enqueued_at=now)
             .returning(
-                col(OutboxEvent.id),
-                col(OutboxEvent.tenant_id),
                 col(OutboxEvent.priority),
                 col(OutboxEvent.created_at),
+                col(OutboxEvent.id),
+                col(OutboxEvent.tenant_id),
             )
         )
         rows = (await self.session.execute(claimed)).all()
-        return [(row[0], row[1]) for row in sorted(rows, key=lambda row: (row[2], row[3]))]
+        return sorted(Claimed(*row) for row in rows)
 
     async def get(self, event_id: UUID, *, lock: bool = False) -> OutboxEvent | None:
         query = select(OutboxEvent).where(OutboxEvent.id == event_id)
@@ -166,11 +178,11 @@ def job_id(event: OutboxEvent) -> str:
     return f"outbox:{event.id}:{event.attempts}"
 
 
-async def claim(db: Database, limit: int) -> list[tuple[UUID, UUID | None]]:
-    """Take up to `limit` pending events for this process: (event id, tenant id) each. Committed
-    at once, so other consumers skip them; not handled by REDELIVER_AFTER, they come back."""
+async def claim(db: Database, limit: int, *, urgent_only: bool = False) -> list[Claimed]:
+    """Take up to `limit` pending events for this process. Committed at once, so other
+    consumers skip them; not handled by REDELIVER_AFTER, they come back."""
     async with db.session() as session:
-        return await OutboxRepository(session).claim(limit, utcnow())
+        return await OutboxRepository(session).claim(limit, utcnow(), urgent_only=urgent_only)
 
 
 async def relay(db: Database, enqueue: Enqueue, *, limit: int = 200) -> int:
@@ -241,10 +253,13 @@ class Consumer:
     """Handles events in this process as soon as their transaction commits.
 
     One task claims events (woken by the NOTIFY of each commit that published some, by a handler
-    finishing, or once a second for events whose `available_at` has come); `concurrency` tasks
-    handle them, each event in its own transaction. Several workers may each run one: claims
-    skip locked rows, so no event is handled twice. A failed event keeps its error and is
-    claimed again after REDELIVER_AFTER, up to MAX_ATTEMPTS, as with the relay.
+    finishing, or once a second for events whose `available_at` has come) into a local line,
+    most urgent first; `concurrency` tasks handle them, each event in its own transaction, and
+    a quarter of those take URGENT events only: a caller's event never waits behind SMS that
+    their carrier paces. A commit that published an URGENT event (the NOTIFY says so) has it
+    claimed at once, even while the line is long. Several workers may each run one: claims skip
+    locked rows, so no event is handled twice. A failed event keeps its error and is claimed
+    again after REDELIVER_AFTER, up to MAX_ATTEMPTS, as with the relay.
     """
 
     def __init__(
@@ -263,14 +278,16 @@ class Consumer:
         self.poll_seconds = poll_seconds
         self.handled = 0
         self._low_water = concurrency // 2
-        self._claimed: asyncio.Queue[tuple[UUID, UUID | None]] = asyncio.Queue()
+        self._line = _Line()
         self._wake = asyncio.Event()
+        self._urgent_published = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        reserved = self.concurrency // 4
         self._tasks = [asyncio.create_task(self._claim_loop(), name="outbox-claims")]
         self._tasks += [
-            asyncio.create_task(self._handle_loop(), name=f"outbox-handler-{n}")
+            asyncio.create_task(self._handle_loop(urgent_only=n < reserved), name=f"outbox-{n}")
             for n in range(self.concurrency)
         ]
 
@@ -282,7 +299,10 @@ class Consumer:
                 await task
         self._tasks = []
 
-    def _notified(self, *_: object) -> None:
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        # The payload is the most urgent priority the commit published (migration 0013).
+        if payload == str(URGENT):
+            self._urgent_published = True
         self._wake.set()
 
     async def _claim_loop(self) -> None:
@@ -295,11 +315,16 @@ class Consumer:
                 # Claim only what idle handlers will take soon (the rest stays claimable by
                 # other workers, and nothing claimed waits long enough to be redelivered), and
                 # only once the line runs short: a claim is a transaction, worth several events.
-                room = 2 * self.concurrency - self._claimed.qsize()
-                if self._claimed.qsize() <= self._low_water:
+                # URGENT events jump the line.
+                limit, urgent_only = 0, False
+                if len(self._line) <= self._low_water:
+                    limit = 2 * self.concurrency - len(self._line)
+                elif self._urgent_published:
+                    limit, urgent_only = self.concurrency, True
+                self._urgent_published = False
+                if limit:
                     try:
-                        for claimed in await claim(self.db, room):
-                            self._claimed.put_nowait(claimed)
+                        await self._line.add(await claim(self.db, limit, urgent_only=urgent_only))
                     except Exception:
                         log.exception("outbox claim failed")
                 with suppress(TimeoutError):
@@ -324,15 +349,42 @@ class Consumer:
             return None
         return listening
 
-    async def _handle_loop(self) -> None:
+    async def _handle_loop(self, *, urgent_only: bool) -> None:
         while True:
-            event_id, tenant_id = await self._claimed.get()
+            event = await self._line.take(urgent_only=urgent_only)
             # A failure is logged and kept on the event by handle_claimed; claimed again later.
             with suppress(Exception):
-                await handle_claimed(self.db, self.handlers, event_id, tenant_id, self.context)
+                await handle_claimed(
+                    self.db, self.handlers, event.id, event.tenant_id, self.context
+                )
                 self.handled += 1
-            if self._claimed.qsize() <= self._low_water:
+            if len(self._line) <= self._low_water:
                 self._wake.set()
+
+
+class _Line:
+    """Claimed events waiting for a handler, most urgent then oldest first."""
+
+    def __init__(self) -> None:
+        self._waiting: list[Claimed] = []
+        self._changed = asyncio.Condition()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    async def add(self, events: Sequence[Claimed]) -> None:
+        async with self._changed:
+            for event in events:
+                heapq.heappush(self._waiting, event)
+            self._changed.notify_all()
+
+    async def take(self, *, urgent_only: bool) -> Claimed:
+        def ready() -> bool:
+            return bool(self._waiting) and (not urgent_only or self._waiting[0].priority <= URGENT)
+
+        async with self._changed:
+            await self._changed.wait_for(ready)
+            return heapq.heappop(self._waiting)
 
 
 class _Listening:

@@ -270,7 +270,48 @@ async def test_a_backlog_is_claimed_most_urgent_first_then_oldest(db: Database) 
             published[body] = outbox.publish(session, TOPIC, {"body": body}, priority=priority)
     by_id = {event.id: body for body, event in published.items()}
 
-    first = [by_id[event_id] for event_id, _ in await outbox.claim(db, 4)]
+    first = [by_id[event.id] for event in await outbox.claim(db, 4)]
     assert first == ["dispatch 1", "dispatch 2", "sms 1", "sms 2"]
-    rest = [by_id[event_id] for event_id, _ in await outbox.claim(db, 4)]
+    rest = [by_id[event.id] for event in await outbox.claim(db, 4)]
     assert rest == ["timeline 1", "timeline 2"]  # claimed ones are not handed out again
+
+
+async def test_an_urgent_event_is_handled_while_every_other_handler_waits(
+    probe: None, db: Database
+) -> None:
+    """SMS paced by a slow carrier hold three of the four handlers and fill the line; a
+    caller's event published after them is handled at once, by the handler kept for urgent
+    events, without waiting for any of them."""
+    carrier = asyncio.Event()
+
+    async def slow_send(
+        session: AsyncSession, event: outbox.OutboxEvent, context: Mapping[str, Any]
+    ) -> None:
+        await carrier.wait()
+        await record_effect(session, event, context)
+
+    handlers = {"probe.sms": [slow_send], TOPIC: [record_effect]}
+    consumer = outbox.Consumer(db, handlers, {}, concurrency=4, poll_seconds=60)
+    consumer.start()
+    try:
+        await asyncio.sleep(0.3)  # listening
+        for n in range(12):
+            async with db.session() as session:
+                outbox.publish(session, "probe.sms", {"body": f"sms {n}"}, priority=outbox.SOON)
+        await asyncio.sleep(0.5)  # three handlers wait on the carrier, the rest in line
+        async with db.session() as session:
+            outbox.publish(session, TOPIC, {"body": "caller"}, priority=outbox.URGENT)
+
+        async def caller_handled() -> bool:
+            return await effects(db) == ["caller"]
+
+        assert await until(caller_handled, 3)
+        carrier.set()
+
+        async def all_handled() -> bool:
+            return len(await effects(db)) == 13
+
+        assert await until(all_handled, 10)
+    finally:
+        carrier.set()
+        await consumer.stop()
