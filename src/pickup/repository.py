@@ -218,9 +218,16 @@ class PickupRepository:
         return int((await self.session.exec(query)).one())
 
     async def depot_load(
-        self, tenant_id: UUID, depot_id: UUID, start: datetime, end: datetime
+        self,
+        tenant_id: UUID,
+        depot_id: UUID,
+        start: datetime,
+        end: datetime,
+        *,
+        besides: UUID | None = None,
     ) -> int:
-        """Orders with this depot whose window starts in [start, end): what capacity counts."""
+        """Orders with this depot whose window starts in [start, end): what capacity counts;
+        `besides`: not counting that order (one whose window is moving)."""
         query = (
             select(func.count())
             .select_from(Order)
@@ -232,6 +239,8 @@ class PickupRepository:
                 col(Order.status).not_in([OrderStatus.CANCELLED, OrderStatus.UNSERVICEABLE]),
             )
         )
+        if besides is not None:
+            query = query.where(Order.id != besides)
         return int((await self.session.exec(query)).one())
 
     # -- timeline and assignments ------------------------------------------------------------

@@ -777,21 +777,27 @@ class Decision:
     redispatch: bool = False  # a depot rejected the order before
 
 
-async def _full(repo: PickupRepository, depot: Depot, order: Order) -> str | None:
-    """Why the depot cannot take the order's window, or None when it has room."""
+async def _full(
+    repo: PickupRepository, depot: Depot, order: Order, *, moving: bool = False
+) -> str | None:
+    """Why the depot cannot take the order's window, or None when it has room. `moving`: the
+    order is the depot's already (its window moves): it does not count against itself."""
+    besides = order.id if moving else None
     tz = ZoneInfo(depot.timezone)
     local = order.window_start.astimezone(tz)
     day_start = _at(local.date(), time(0), tz)
     day_end = _at(local.date() + timedelta(days=1), time(0), tz)
     if depot.daily_capacity is not None:
-        load = await repo.depot_load(order.tenant_id, depot.id, day_start, day_end)
+        load = await repo.depot_load(order.tenant_id, depot.id, day_start, day_end, besides=besides)
         if load >= depot.daily_capacity:
             return f"{depot.name} is full on {local.date()} ({load}/{depot.daily_capacity})"
     if depot.slot_capacity is not None:
         slot = timedelta(minutes=depot.slot_minutes)
         since_midnight = local - day_start
         slot_start = day_start + slot * (since_midnight // slot)
-        load = await repo.depot_load(order.tenant_id, depot.id, slot_start, slot_start + slot)
+        load = await repo.depot_load(
+            order.tenant_id, depot.id, slot_start, slot_start + slot, besides=besides
+        )
         if load >= depot.slot_capacity:
             span = f"{slot_start.strftime('%H:%M')}–{(slot_start + slot).strftime('%H:%M')}"
             return f"{depot.name} is full {local.date()} {span} ({load}/{depot.slot_capacity})"
@@ -1234,6 +1240,7 @@ async def reschedule(
     check_window(rules, start, end, tz, now or utcnow())
     before = f"{_fmt(order.window_start.astimezone(tz))}–{order.window_end.astimezone(tz):%H:%M}"
     order.window_start, order.window_end = start, end
+    await _depot_takes_new_window(repo, order)
     detail = {"before": before, "after": f"{_fmt(start)}–{end:%H:%M}"}
     why = reason.strip() or "new appointment"
     if order.status == S.ATTEMPT_FAILED:
@@ -1257,6 +1264,22 @@ async def reschedule(
             tenant_id=order.tenant_id,
         )
     return order
+
+
+async def _depot_takes_new_window(repo: PickupRepository, order: Order) -> None:
+    """The depot holding the order must work, and have room, in its new window; else the move
+    is refused with the reason (staff may pick another window, or give the order to another
+    depot first). An order without a depot is dispatched for its new window as usual."""
+    if order.depot_id is None or order.status in (S.BOOKED, S.UNSERVICEABLE):
+        return
+    depot = await repo.get_depot(order.depot_id)
+    if depot is None:
+        return
+    if depot.daily_capacity is not None or depot.slot_capacity is not None:
+        await repo.lock("pickup-capacity", depot.id)  # as dispatch counts, then takes
+    why_not = closed_for(depot, order) or await _full(repo, depot, order, moving=True)
+    if why_not is not None:
+        raise Conflict(f"{why_not}: choose another window", field="window_start")
 
 
 # -- depots and zones -----------------------------------------------------------------------------

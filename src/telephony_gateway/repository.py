@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Select, Text, bindparam, cast, func, text
+from sqlalchemy import Select, Text, bindparam, cast, func, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -94,6 +95,17 @@ class GatewayRepository:
     async def sms_by_message_id(self, message_id: str) -> SmsMessage | None:
         query = select(SmsMessage).where(SmsMessage.message_id == message_id)
         return (await self.session.exec(query)).first()
+
+    async def claim_pending_sms(self, sms_id: UUID, now: datetime) -> SmsMessage | None:
+        """A pending SMS marked 'sending' (one more attempt), in one statement; None unless it
+        was pending."""
+        claimed = (
+            update(SmsMessage)
+            .where(col(SmsMessage.id) == sms_id, col(SmsMessage.state) == "pending")
+            .values(state="sending", attempts=col(SmsMessage.attempts) + 1, updated_at=now)
+            .returning(SmsMessage)
+        )
+        return (await self.session.execute(claimed)).scalars().first()
 
     async def get_sms(self, sms_id: UUID, *, lock: bool = False) -> SmsMessage | None:
         query = select(SmsMessage).where(SmsMessage.id == sms_id)

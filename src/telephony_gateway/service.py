@@ -245,13 +245,7 @@ async def claim_for_sending(session: AsyncSession, sms_id: UUID) -> SmsMessage |
     """Mark a pending SMS 'sending'. The caller commits this BEFORE calling the carrier: a
     worker that dies mid-call leaves 'sending', and nothing sends it again (at most one SMS
     per message id)."""
-    repo = GatewayRepository(session)
-    sms = await repo.get_sms(sms_id, lock=True)
-    if sms is None or sms.state != "pending":
-        return None
-    sms.state, sms.attempts, sms.updated_at = "sending", sms.attempts + 1, utcnow()
-    repo.add(sms)
-    return sms
+    return await GatewayRepository(session).claim_pending_sms(sms_id, utcnow())
 
 
 async def hand_to_carrier(sms: SmsMessage, provider: SmsProvider, status_url: str) -> SendOutcome:
@@ -273,6 +267,7 @@ async def record_outcome(
     sms = await repo.get_sms(sms_id, lock=True)
     if sms is None or sms.state != "sending":
         return sms
+    sms.updated_at = utcnow()  # with the rest of the change: one UPDATE
     if outcome.receipt is not None:
         receipt = outcome.receipt
         sms.state, sms.provider_message_id, sms.error = (
@@ -300,7 +295,6 @@ async def record_outcome(
             sms.state = "failed"
     else:
         sms.state, sms.error = "failed", f"outcome unknown, not resent: {outcome.unknown}"
-    sms.updated_at = utcnow()
     repo.add(sms)
     log.info("sms handed to carrier", sms_id=str(sms.id), state=sms.state, attempts=sms.attempts)
     return sms

@@ -1,22 +1,25 @@
 """Dispatch: zones by postal-code prefix and by polygon (priority where they overlap), a full
-depot passing orders to the next, addresses no zone covers on the exceptions list, and a
-rejection going to the next depot, never back."""
+depot passing orders to the next, addresses no zone covers on the exceptions list, a
+rejection going to the next depot, never back, and a moved window its depot cannot take."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import time, timedelta
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from depotline.db import tenant_scope
+from depotline.errors import Conflict
 from pickup import service
 from pickup.models import OrderStatus
 from pickup.repository import PickupRepository
 from pickup.schemas import DepotIn, OrderIn, ZoneIn
 from pickup.service import Actor
 from tests.pickup.conftest import (
+    AGENT,
     EVERY_DAY,
     INSIDE_PARK,
     OUTSIDE_PARK,
@@ -228,3 +231,34 @@ async def test_a_depot_gets_only_windows_in_its_hours_and_on_its_days(pickup: Pi
     *_, assigned = await pickup.timeline(day_off.id)
     weekday = (day + timedelta(days=1)).strftime("%A")
     assert assigned.reason == f"Guangzhou South (Guangzhou North does not work on {weekday}s)"
+
+
+async def test_a_window_moves_only_to_when_its_depot_works_and_has_room(pickup: Pickup) -> None:
+    north = pickup.depots["Guangzhou North"]
+    fields = DepotIn.model_validate(north, from_attributes=True).model_dump()
+    fields.update(opens_at=time(9), closes_at=time(12))  # mornings, two orders a day
+    await pickup.run(service.save_depot, DepotIn(**fields), north.id)
+    day = tomorrow()
+    order = await pickup.dispatched(order_in(deliberate=True))  # North, 10:00-12:00
+    assert pickup.depot_name(order.depot_id) == "Guangzhou North"
+
+    # An afternoon is outside North's hours: refused with the reason; nothing moved.
+    with pytest.raises(Conflict) as closed:
+        await pickup.run(service.reschedule, order.id, AGENT, at(day, 14), at(day, 16))
+    assert closed.value.detail == "Guangzhou North works 09:00–12:00: choose another window"
+    assert closed.value.field == "window_start"
+    assert (await pickup.order(order.id)).window_start == order.window_start
+
+    # Within its own full-enough day the order does not count against itself.
+    await pickup.dispatched(order_in(deliberate=True))  # North's second order that day
+    moved = await pickup.run(service.reschedule, order.id, AGENT, at(day, 9), at(day, 11))
+    assert moved.window_start == order.window_start - timedelta(hours=1)
+
+    # A day North has filled already is refused.
+    later = day + timedelta(days=2)
+    for _ in range(2):
+        taken = await pickup.dispatched(order_in(day=later, deliberate=True))
+        assert pickup.depot_name(taken.depot_id) == "Guangzhou North"
+    with pytest.raises(Conflict) as full:
+        await pickup.run(service.reschedule, order.id, AGENT, at(later, 9), at(later, 11))
+    assert full.value.detail == f"Guangzhou North is full on {later} (2/2): choose another window"
