@@ -50,10 +50,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from support import (
+    Bar,
     app_server,
     bench_settings,
     database,
     free_port,
+    latency_chart,
     machine,
     process_env,
     servers,
@@ -75,6 +77,8 @@ from tenant.repository import TenantRepository
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "pickup.json"
+CHART = ROOT / "bench" / "results" / "pickup.svg"
+TARGET_MS = 2000.0  # booking -> depot SMS handed to the gateway, p99 at 50/s
 
 CONCURRENCY = 16
 WARMUP = 30
@@ -436,6 +440,37 @@ async def forget_backlog(owner_url: str) -> None:
         await engine.dispose()
 
 
+def chart(at_rate: dict[str, dict[str, Any]], results: dict[str, Any]) -> str:
+    bars = []
+    for rate, found in at_rate.items():
+        bars += [
+            Bar(
+                f"{rate}/s: API answer",
+                found["answer_p50_ms"],
+                found["answer_p99_ms"],
+                None,
+                "#7f8c8d",
+            ),
+            Bar(
+                f"{rate}/s: booking -> dispatch",
+                found["booking_to_dispatch_p50_ms"],
+                found["booking_to_dispatch_p99_ms"],
+                None,
+                "#2e86c1",
+            ),
+            Bar(
+                f"{rate}/s: booking -> depot SMS",
+                found["booking_to_depot_sms_p50_ms"],
+                found["booking_to_depot_sms_p99_ms"],
+                TARGET_MS if rate == "50" else None,
+                "#1e8449",
+            ),
+        ]
+    load = results["machine"]["load_average_before"][0]
+    note = f"{results['generated_at']}, {results['machine']['cpus']} CPUs, load {load} before"
+    return latency_chart("Depotline pickup booking, one run of bench/pickup_booking.py", note, bars)
+
+
 def main() -> int:
     began = time.monotonic()
     load_before = os.getloadavg()
@@ -539,7 +574,11 @@ def main() -> int:
         print(f"| {label:<38} | {value:>20} |")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {RESULTS.relative_to(ROOT)} in {time.monotonic() - began:.0f} s")
+    CHART.write_text(chart(at_rate, results))
+    print(
+        f"\nwrote {RESULTS.relative_to(ROOT)} and {CHART.relative_to(ROOT)} "
+        f"in {time.monotonic() - began:.0f} s"
+    )
     failed = sum(r.errors for r in rounds) + sum(
         f["errors"] + f["undecided_after_wait"] for f in at_rate.values()
     )

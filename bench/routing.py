@@ -42,12 +42,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
-from xml.sax.saxutils import escape
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
-from support import bench_settings, database, machine, server, workspace
+from support import Bar, bench_settings, database, latency_chart, machine, server, workspace
 
 from contact_center import service
 from contact_center.models import AgentStatus, Call, Queue, Strategy
@@ -566,74 +565,6 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def svg_chart(rows: list[Row], note: str) -> str:
-    """p50 (light) and p99 (dark) per measurement, on one linear axis, with each target."""
-    width, left, right, bar, gap, top = 760, 300, 90, 14, 16, 78
-    peak = max([row.p99 for row in rows] + [row.target_ms or 0.0 for row in rows]) * 1.05
-    scale = (width - left - right) / (peak or 1.0)
-    parts: list[str] = []
-    y = top
-    for row in rows:
-        parts.append(
-            f'<text x="{left - 10}" y="{y + bar + 5}" text-anchor="end">{escape(row.label)}</text>'
-        )
-        target_x = row.target_ms * scale if row.target_ms is not None else 0.0
-        for value, shade, name in ((row.p50, 0.45, "p50"), (row.p99, 1.0, "p99")):
-            length = max(value * scale, 1.0)
-            # The value to the right of the bar, and clear of the target line.
-            label_x = left + (length if length > target_x else target_x) + 6
-            parts += [
-                f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar}" '
-                f'fill="{row.colour}" opacity="{shade}"/>',
-                f'<text x="{label_x:.1f}" y="{y + bar - 3}" font-size="11">'
-                f"{name} {value:.1f} ms</text>",
-            ]
-            y += bar + 2
-        if row.target_ms is not None:
-            x = left + row.target_ms * scale
-            parts.append(
-                f'<line x1="{x:.1f}" y1="{y - 2 * (bar + 2) - 3}" x2="{x:.1f}" y2="{y + 1}" '
-                'stroke="#c0392b" stroke-width="2" stroke-dasharray="4 2"/>'
-            )
-        y += gap
-    axis_y = y + 4
-    ticks = []
-    step = 10.0 if peak > 40 else 5.0
-    value = 0.0
-    while value <= peak:
-        x = left + value * scale
-        ticks.append(
-            f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 4}" stroke="#555"/>'
-            f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle" font-size="11">'
-            f"{value:g}</text>"
-        )
-        value += step
-    height = axis_y + 50
-    return (
-        "\n".join(
-            [
-                f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-                f'viewBox="0 0 {width} {height}" font-family="system-ui, sans-serif" '
-                'font-size="13">',
-                f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-                '<text x="16" y="24" font-size="16" font-weight="600">Depotline routing latency,'
-                " one run of bench/routing.py</text>",
-                f'<text x="16" y="44" fill="#555">{escape(note)}</text>',
-                '<text x="16" y="62" fill="#555">light: p50, dark: p99; dashed red: the p99 '
-                "target</text>",
-                *parts,
-                f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" '
-                'stroke="#555"/>',
-                *ticks,
-                f'<text x="{left + (width - left - right) / 2:.0f}" y="{axis_y + 34}" '
-                'text-anchor="middle" fill="#333">milliseconds</text>',
-                "</svg>",
-            ]
-        )
-        + "\n"
-    )
-
-
 # -- the run ------------------------------------------------------------------------------------
 async def measure(app_url: str) -> dict[str, Any]:
     rng = random.Random(SEED)  # noqa: S311 (a reproducible plan, not a secret)
@@ -856,7 +787,13 @@ def main() -> int:
         f"{os.cpu_count()} CPUs shared by PostgreSQL, this script and the observer; "
         f"{results['generated_at']}"
     )
-    CHART.write_text(svg_chart(list(rows.values()), note))
+    CHART.write_text(
+        latency_chart(
+            "Depotline routing latency, one run of bench/routing.py",
+            note,
+            [Bar(r.label, r.p50, r.p99, r.target_ms, r.colour) for r in rows.values()],
+        )
+    )
     print(
         f"wrote {RESULTS.relative_to(ROOT)} and {CHART.relative_to(ROOT)} in {results['seconds']} s"
     )

@@ -17,8 +17,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import httpx
 
@@ -168,3 +170,94 @@ def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+# -- charts -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bar:
+    """One measurement on a latency chart: its p50 and p99 in ms, and its p99 target if any."""
+
+    label: str
+    p50: float
+    p99: float
+    target_ms: float | None
+    colour: str
+
+
+def _tick_step(peak: float) -> float:
+    """1, 2 or 5 times a power of ten: about eight ticks up to `peak`."""
+    step = 1.0
+    while peak / step > 10:
+        for factor in (2.0, 2.5, 2.0):
+            step *= factor
+            if peak / step <= 10:
+                break
+    return step
+
+
+def latency_chart(title: str, note: str, bars: list[Bar]) -> str:
+    """p50 (light) and p99 (dark) per measurement, on one linear axis, with each target, as
+    SVG (no scripts, no fonts to fetch)."""
+    width, left, right, bar, gap, top = 760, 300, 90, 14, 16, 78
+    peak = max([b.p99 for b in bars] + [b.target_ms or 0.0 for b in bars]) * 1.05
+    scale = (width - left - right) / (peak or 1.0)
+    parts: list[str] = []
+    y = top
+    for row in bars:
+        parts.append(
+            f'<text x="{left - 10}" y="{y + bar + 5}" text-anchor="end">{escape(row.label)}</text>'
+        )
+        target_x = row.target_ms * scale if row.target_ms is not None else 0.0
+        for value, shade, name in ((row.p50, 0.45, "p50"), (row.p99, 1.0, "p99")):
+            length = max(value * scale, 1.0)
+            # The value to the right of the bar, and clear of the target line.
+            label_x = left + (length if length > target_x else target_x) + 6
+            parts += [
+                f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar}" '
+                f'fill="{row.colour}" opacity="{shade}"/>',
+                f'<text x="{label_x:.1f}" y="{y + bar - 3}" font-size="11">'
+                f"{name} {value:.1f} ms</text>",
+            ]
+            y += bar + 2
+        if row.target_ms is not None:
+            x = left + row.target_ms * scale
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{y - 2 * (bar + 2) - 3}" x2="{x:.1f}" y2="{y + 1}" '
+                'stroke="#c0392b" stroke-width="2" stroke-dasharray="4 2"/>'
+            )
+        y += gap
+    axis_y = y + 4
+    ticks = []
+    step = _tick_step(peak)
+    value = 0.0
+    while value <= peak:
+        x = left + value * scale
+        ticks.append(
+            f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 4}" stroke="#555"/>'
+            f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle" font-size="11">'
+            f"{value:g}</text>"
+        )
+        value += step
+    height = axis_y + 50
+    return (
+        "\n".join(
+            [
+                f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                f'viewBox="0 0 {width} {height}" font-family="system-ui, sans-serif" '
+                'font-size="13">',
+                f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+                f'<text x="16" y="24" font-size="16" font-weight="600">{escape(title)}</text>',
+                f'<text x="16" y="44" fill="#555">{escape(note)}</text>',
+                '<text x="16" y="62" fill="#555">light: p50, dark: p99; dashed red: the p99 '
+                "target</text>",
+                *parts,
+                f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" '
+                'stroke="#555"/>',
+                *ticks,
+                f'<text x="{left + (width - left - right) / 2:.0f}" y="{axis_y + 34}" '
+                'text-anchor="middle" fill="#333">milliseconds</text>',
+                "</svg>",
+            ]
+        )
+        + "\n"
+    )
