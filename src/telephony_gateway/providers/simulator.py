@@ -125,27 +125,15 @@ class SimulatorProvider:
             )
             await self.redis.ltrim(handset, 0, HANDSET_KEEP - 1)  # type: ignore[misc]
         sid = f"SIM{uuid4().hex}"
-        reports = (
-            (
-                0.0,
-                ev.SmsStatus(
-                    provider=self.name,
-                    provider_event_id=f"{sid}:sent",
-                    message_id=sid,
-                    state=ev.SmsState.SENT,
-                ),
-            ),
-            (
-                1.0,
-                ev.SmsStatus(
-                    provider=self.name,
-                    provider_event_id=f"{sid}:delivered",
-                    message_id=sid,
-                    state=ev.SmsState.DELIVERED,
-                ),
-            ),
+        # The simulated network sends at once (its answer says so; a separate "sent" report
+        # would be one more event per SMS for nothing) and reports delivery a second later.
+        delivered = ev.SmsStatus(
+            provider=self.name,
+            provider_event_id=f"{sid}:delivered",
+            message_id=sid,
+            state=ev.SmsState.DELIVERED,
         )
-        return SmsReceipt(sid, ev.SmsState.QUEUED, reports)
+        return SmsReceipt(sid, ev.SmsState.SENT, ((1.0, delivered),))
 
     async def monitor(self, command: Monitor) -> str:
         """A supervisor's leg joins the call in the command's mode; asked again, the same leg
