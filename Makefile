@@ -34,7 +34,7 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 	touch $@
 
 messages: install ## re-extract translatable strings and update the catalogs
-	$(VENV)/bin/pybabel extract -F babel.cfg -o frontend/locale/messages.pot --no-location --project Depotline .
+	$(VENV)/bin/pybabel extract -F babel.cfg -k Conflict -k InvalidInput -k NotFound -k NotPermitted -o frontend/locale/messages.pot --no-location --project Depotline .
 	$(VENV)/bin/pybabel update -i frontend/locale/messages.pot -d frontend/locale --no-fuzzy-matching
 
 clean:

@@ -29,7 +29,7 @@ from depotline.auth import Principal, principal_of, requires, scope_for, signed_
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope, utcnow
 from depotline.errors import DomainError, InvalidInput, NotFound
-from depotline.pages import Req, flash, form_of, render
+from depotline.pages import Req, flash, form_of, refused, render
 from telephony_gateway.providers.registry import Providers
 from tenant.repository import TenantRepository
 from tenant.routes import client_ip, leave_seat_for, take_seat_for
@@ -145,7 +145,7 @@ class DeskPages(Controller):
             if _wants_json(request):
                 catalogs = _catalogs(settings.frontend_dir / "locale")
                 raise type(exc)(catalogs.gettext(exc.detail), field=exc.field) from None
-            flash(request, exc.detail, "error")
+            refused(request, exc)
             return Redirect(path=DESK)
         if not _wants_json(request):
             flash(request, success)
@@ -370,7 +370,7 @@ class DeskPages(Controller):
         except NotFound:
             raise
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             flash(request, "You are on a seat")
         return Redirect(path=DESK)
@@ -389,7 +389,7 @@ class DeskPages(Controller):
         except NotFound:
             raise
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             flash(request, "Seat released")
         return Redirect(path=DESK)
@@ -566,7 +566,7 @@ class DeskPages(Controller):
                     session, principal_of(request), form.get("kind", ""), form.get("label", "")
                 )
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             flash(request, "Code added")
         return Redirect(path=f"{DESK}/codes")

@@ -18,7 +18,7 @@ from contact_center.repository import ContactCenterRepository
 from depotline.auth import principal_of, requires
 from depotline.db import Database
 from depotline.errors import DomainError, NotFound
-from depotline.pages import Req, flash, form_of, render
+from depotline.pages import Req, flash, form_of, refused, render
 from tenant.repository import TenantRepository
 
 EDITOR = "/contact-center/ivr"
@@ -137,7 +137,7 @@ class IvrPages(Controller):
             request.session[PROBLEMS] = rejected.problems
             return _back()
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
             return _back()
         flash(request, "Version published: new calls hear it")
         return _back(version.number)

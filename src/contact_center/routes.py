@@ -24,7 +24,7 @@ from depotline import realtime
 from depotline.auth import principal_of, requires, signed_in
 from depotline.db import Database, tenant_scope, utcnow
 from depotline.errors import DomainError, InvalidInput, NotFound
-from depotline.pages import Req, attempt, flash, form_of, render
+from depotline.pages import Req, attempt, flash, form_of, refused, render
 from telephony_gateway.providers.registry import Providers
 from telephony_gateway.service import e164
 from tenant.repository import TenantRepository
@@ -298,7 +298,7 @@ class ConsolePages(Controller):
         except NotFound:
             raise
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             done = FORCED_NOW if forced.applied else FORCED_AFTER_CALL
             flash(request, done[forced.status])
@@ -324,7 +324,7 @@ class ConsolePages(Controller):
         except NotFound:
             raise
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             flash(request, MONITORING[mode])
         return Redirect(path=CONSOLE)

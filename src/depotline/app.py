@@ -140,6 +140,22 @@ def template_environment(settings: Settings) -> Environment:
         return translated if translated != value else value.replace("_", " ").capitalize()
 
     env.filters["term"] = term
+
+    def say(
+        message: str, params: Mapping[str, str] | None = None, terms: Sequence[str] = ()
+    ) -> str:
+        """A catalog message with parameters (a `DomainError`'s, a flash) in the reader's
+        language: translated, then filled; the parameters named in `terms` translated too."""
+        translated = catalogs.gettext(message)
+        if not params:
+            return translated
+        values = {name: catalogs.gettext(v) if name in terms else v for name, v in params.items()}
+        try:
+            return translated % values
+        except (KeyError, ValueError, TypeError):  # a translation that lost a placeholder
+            return message % params
+
+    env.globals["say"] = say
     env.globals.update(
         version=__version__,
         locales=i18n.LOCALES,

@@ -19,6 +19,13 @@ def flash(request: Req, message: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", []).append({"kind": kind, "message": message})
 
 
+def refused(request: Req, exc: DomainError) -> None:
+    """The rule an action broke, for the next page, in the reader's language (`DomainError`)."""
+    request.session.setdefault("flash", []).append(
+        {"kind": "error", "message": exc.template, "params": exc.params, "terms": exc.terms}
+    )
+
+
 def csrf(request: Req) -> str:
     token = request.session.get("csrf")
     if not token:
@@ -55,7 +62,7 @@ async def attempt(
     except NotFound:
         raise  # someone else's (or no) record: the 404 page, exactly as for a link to it
     except DomainError as exc:
-        flash(request, exc.detail, "error")
+        refused(request, exc)
     else:
         flash(request, success)
     return Redirect(path=to)

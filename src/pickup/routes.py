@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from depotline.auth import Principal, principal_of, requires, signed_in
 from depotline.db import Database, utcnow
 from depotline.errors import DomainError, InvalidInput, NotFound
-from depotline.pages import Req, flash, form_of, render
+from depotline.pages import Req, flash, form_of, refused, render
 from depotline.problems import problem_response
 from pickup import service
 from pickup.models import Depot, Order, OrderKind, OrderStatus, Payment
@@ -725,7 +725,7 @@ class PickupPages(Controller):
         except NotFound:
             raise
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             if success:
                 flash(request, success)
@@ -892,7 +892,7 @@ class PickupPages(Controller):
             async with db.session() as session:
                 depot = await service.save_depot(session, _depot_in(form))
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
             return Redirect(path="/pickup/depots")
         flash(request, "Depot saved")
         return Redirect(path=f"/pickup/depots/{depot.id}")
@@ -939,7 +939,7 @@ class PickupPages(Controller):
             async with db.session() as session:
                 await service.save_depot(session, _depot_in(form), depot_id)
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             flash(request, "Depot saved")
         return Redirect(path=f"/pickup/depots/{depot_id}")
@@ -1029,7 +1029,7 @@ class PickupPages(Controller):
                     ),
                 )
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             flash(request, "Zone saved")
         return Redirect(path="/pickup/zones")
@@ -1086,7 +1086,7 @@ class PickupPages(Controller):
             async with db.session() as session:
                 await service.save_rules(session, data)
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             flash(request, "Booking rules saved")
         return Redirect(path="/pickup/settings")

@@ -79,7 +79,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from depotline import outbox
 from depotline.auth import Principal
 from depotline.db import require_tenant, utcnow
-from depotline.errors import Conflict, DomainError, InvalidInput, NotFound
+from depotline.errors import Conflict, DomainError, InvalidInput, NotFound, Term
 from pickup.models import (
     OPEN_STATUSES,
     Assignment,
@@ -284,7 +284,7 @@ def zone_of(name: str, field: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(
-            f"'{name}' is not a time zone (e.g. Asia/Shanghai)", field=field
+            "'%(name)s' is not a time zone (e.g. Asia/Shanghai)", field=field, name=name
         ) from None
 
 
@@ -686,11 +686,19 @@ def _words(status: str) -> str:
     return status.replace("_", " ")
 
 
+def _said(status: str) -> Term:
+    """A status inside a refusal: pages translate it with the message."""
+    return Term("failed for good" if status == S.FAILED else _words(status))
+
+
 def _check(order: Order, to: OrderStatus) -> None:
     if to not in allowed_next(order):
         raise Conflict(
-            f"{order.number} is {_words(order.status)}: it cannot become {_words(to)}",
+            "%(number)s is %(status)s: it cannot become %(to)s",
             field="status",
+            number=order.number,
+            status=_said(order.status),
+            to=_said(to),
         )
 
 
@@ -963,7 +971,11 @@ async def dispatch_again(session: AsyncSession, order_id: UUID, by: Actor) -> Or
     repo = PickupRepository(session)
     order = await _locked(repo, order_id, by)
     if order.status != S.UNSERVICEABLE:
-        raise Conflict(f"{order.number} is {_words(order.status)}, not on the exceptions list")
+        raise Conflict(
+            "%(number)s is %(status)s, not on the exceptions list",
+            number=order.number,
+            status=_said(order.status),
+        )
     _move(session, order, S.BOOKED, by, "dispatch again")
     await _dispatch(session, repo, order, DISPATCH)
     return order
@@ -977,9 +989,10 @@ async def assign_to_depot(
     order = await _locked(repo, order_id, by)
     if order.status not in (S.BOOKED, S.UNSERVICEABLE):
         raise Conflict(
-            f"{order.number} is {_words(order.status)}: only orders waiting for a depot are "
-            "assigned by hand",
+            "%(number)s is %(status)s: only orders waiting for a depot are assigned by hand",
             field="status",
+            number=order.number,
+            status=_said(order.status),
         )
     depot = await repo.get_depot(depot_id)
     if depot is None or depot.tenant_id != order.tenant_id:
@@ -998,7 +1011,7 @@ async def order_for_depot_reply(session: AsyncSession, phone: str, ref: int) -> 
         raise NotFound("This number is not a depot's contact")
     order = await repo.order_for_depot([d.id for d in depots], ref)
     if order is None:
-        raise NotFound(f"No order {ref} with this depot")
+        raise NotFound("No order %(ref)s with this depot", ref=str(ref))
     depot = next(d for d in depots if d.id == order.depot_id)
     return order, depot
 
@@ -1089,8 +1102,10 @@ async def depot_accepts(session: AsyncSession, order_id: UUID, by: Actor) -> Ord
         return order
     if order.status != S.DEPOT_ASSIGNED:
         raise Conflict(
-            f"{order.number} is {_words(order.status)}: there is no offer to accept",
+            "%(number)s is %(status)s: there is no offer to accept",
             field="status",
+            number=order.number,
+            status=_said(order.status),
         )
     await _answer(session, repo, order, by, True, "")
     return order
@@ -1105,8 +1120,10 @@ async def depot_rejects(
     order = await _locked(repo, order_id, by)
     if order.status != S.DEPOT_ASSIGNED or order.depot_id is None:
         raise Conflict(
-            f"{order.number} is {_words(order.status)}: it can no longer be rejected",
+            "%(number)s is %(status)s: it can no longer be rejected",
             field="status",
+            number=order.number,
+            status=_said(order.status),
         )
     depot = await repo.get_depot(order.depot_id)
     reason = reason.strip() or "no reason given"
@@ -1135,7 +1152,7 @@ async def record_status(
         target = OrderStatus(to_status or "")
     except ValueError:
         names = ", ".join(s.value for s in OrderStatus if s in REPORTED)
-        raise InvalidInput(f"Status is one of: {names}", field="status") from None
+        raise InvalidInput("Status is one of: %(names)s", field="status", names=names) from None
     reason = reason.strip()
     if target == order.status and target != S.ATTEMPT_FAILED:
         if driver_name and target == S.DRIVER_ASSIGNED:
@@ -1150,7 +1167,9 @@ async def record_status(
         )
     if target == S.CANCELLED and order.status != S.CANCEL_REQUESTED:
         raise Conflict(
-            f"{order.number} has no cancel request to confirm: cancel it instead", field="status"
+            "%(number)s has no cancel request to confirm: cancel it instead",
+            field="status",
+            number=order.number,
         )
     _check(order, target)
     if target in (S.ATTEMPT_FAILED, S.FAILED) and not reason:
@@ -1231,8 +1250,10 @@ async def reschedule(
     movable = {S.BOOKED, S.DEPOT_ASSIGNED, S.DRIVER_ASSIGNED, S.UNSERVICEABLE, S.RESCHEDULED}
     if order.status != S.ATTEMPT_FAILED and order.status not in movable:
         raise Conflict(
-            f"{order.number} is {_words(order.status)}: its window can no longer move",
+            "%(number)s is %(status)s: its window can no longer move",
             field="status",
+            number=order.number,
+            status=_said(order.status),
         )
     rules = await booking_rules(session, order.tenant_id)
     tz = ZoneInfo(order.timezone)
@@ -1315,7 +1336,7 @@ async def save_depot(session: AsyncSession, data: DepotIn, depot_id: UUID | None
     depot = found or Depot(tenant_id=tenant, name=data.name, code=data.code, address=data.address)
     same_name = await repo.depot_by_name(depot.tenant_id, data.name)
     if same_name is not None and same_name.id != depot.id:
-        raise Conflict(f"There is already a depot called {data.name}", field="name")
+        raise Conflict("There is already a depot called %(name)s", field="name", name=data.name)
     for name, value in data.model_dump().items():
         setattr(depot, name, value)
     depot.code = data.code.upper()
@@ -1367,7 +1388,7 @@ def parse_postal_codes(raw: Iterable[str]) -> tuple[list[str], list[str]]:
             stripped = code.rstrip("X*")
             if not stripped or not stripped.isalnum():
                 raise InvalidInput(
-                    f"'{token}' is not a postal code or prefix", field="postal_codes"
+                    "'%(token)s' is not a postal code or prefix", field="postal_codes", token=token
                 )
             target = prefixes if stripped != code else exact
             if stripped not in target:
@@ -1430,7 +1451,7 @@ async def save_zone(session: AsyncSession, data: ZoneIn, zone_id: UUID | None = 
         raise InvalidInput("Give postal codes or upload a GeoJSON polygon", field="postal_codes")
     same_name = await repo.zone_by_name(zone.tenant_id, data.name)
     if same_name is not None and same_name.id != zone.id:
-        raise Conflict(f"There is already a zone called {data.name}", field="name")
+        raise Conflict("There is already a zone called %(name)s", field="name", name=data.name)
     zone.name, zone.depot_id, zone.priority = data.name, depot.id, data.priority
     zone.postal_codes, zone.postal_prefixes, zone.polygon = exact, prefixes, polygon
     zone.active = True

@@ -21,7 +21,7 @@ from depotline.auth import principal_of, requires, signed_in
 from depotline.config import Settings
 from depotline.db import Database, tenant_scope
 from depotline.errors import DomainError, InvalidInput, NotFound
-from depotline.pages import attempt, flash, form_of, render
+from depotline.pages import attempt, form_of, refused, render
 from telephony_gateway import events as ev
 from telephony_gateway import service
 from telephony_gateway.commands import Command
@@ -571,7 +571,7 @@ class GatewayPages(Controller):
         except DomainError as exc:
             if isinstance(exc, NotFound):
                 raise
-            flash(request, exc.detail, "error")
+            refused(request, exc)
             return Redirect(path=f"/simulator?caller={quote(caller)}")
         transcript = list(request.session.get("simulator_transcript", []))[-30:]
         transcript += steps

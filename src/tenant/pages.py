@@ -26,7 +26,7 @@ from depotline.config import Settings
 from depotline.db import Database, tenant_scope, user_scope
 from depotline.errors import DomainError, InvalidInput, NotFound, TooManyAttempts
 from depotline.oidc import LoginState, OidcClientConfig, OidcError, begin_login, complete_login
-from depotline.pages import Req, attempt, flash, form_of, render
+from depotline.pages import Req, attempt, flash, form_of, refused, render
 from tenant import service
 from tenant.models import Role, TenantKind
 from tenant.repository import TenantRepository
@@ -398,7 +398,7 @@ class AdminPages(Controller):
                     session, principal, form.get("email", ""), form.get("role", "")
                 )
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
             return Redirect(path="/admin/users")
         link = str(
             request.url_for("accept_invitation", tenant_id=invitation.tenant_id, token=token)
@@ -545,7 +545,7 @@ class AdminPages(Controller):
                     scopes,
                 )
         except DomainError as exc:
-            flash(request, exc.detail, "error")
+            refused(request, exc)
         else:
             request.session["new_key"] = raw  # shown on the next page view, once
         return Redirect(path="/admin/api-keys")

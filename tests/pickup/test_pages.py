@@ -20,7 +20,14 @@ from pickup.repository import OrderFilter, PickupRepository
 from pickup.schemas import SettingsIn
 from pickup.service import Actor
 from telephony_gateway import service as gateway
-from tests.pickup.conftest import SCIENCE_PARK, Pickup, depot_user, order_in, tomorrow
+from tests.pickup.conftest import (
+    AGENT,
+    SCIENCE_PARK,
+    Pickup,
+    depot_user,
+    order_in,
+    tomorrow,
+)
 from tests.telephony_gateway.conftest import Line
 from tests.telephony_gateway.conftest import line as line
 from tests.tenant.conftest import MakeClient, csrf_of, sign_in
@@ -309,3 +316,33 @@ async def test_pickup_pages_speak_chinese(
     assert "已分配网点" in orders and "取件" in orders
     traditional = (await client.get("/pickup/orders/new", params={"lang": "zh_Hant"})).text
     assert "預約" in traditional
+
+
+async def test_a_refusal_reads_in_the_readers_language(
+    pickup: Pickup, client: AsyncTestClient[Litestar]
+) -> None:
+    order = await pickup.dispatched()
+    await pickup.run(service.request_cancel, order.id, AGENT, "customer changed plans")
+    await sign_in(client, "admin@swiftfreight.test")
+    page = f"/pickup/orders/{order.id}"
+    day = tomorrow() + timedelta(days=1)
+    move = {"date": day.isoformat(), "start_time": "10:00", "end_time": "12:00"}
+    for language, expected in (
+        ("zh_Hans", f"{order.number} 当前为已取消：时间窗已不能更改"),
+        ("zh_Hant", f"{order.number} 目前為已取消：時間窗已不能更改"),
+        ("en", f"{order.number} is cancelled: its window can no longer move"),
+    ):
+        token = await csrf_of(client, page)
+        await client.post(
+            f"{page}/reschedule", data={"_csrf": token, **move}, follow_redirects=False
+        )
+        shown = (await client.get(page, params={"lang": language})).text
+        assert expected in shown, language
+    # The API says it in English, naming the field.
+    api = await client.post(
+        f"/api/v1/pickup/orders/{order.id}/reschedule",
+        json={"window_start": f"{day}T10:00:00", "window_end": f"{day}T12:00:00"},
+        headers={"x-csrf-token": await csrf_of(client, page)},
+    )
+    assert api.status_code == 409
+    assert api.json()["detail"] == f"{order.number} is cancelled: its window can no longer move"
