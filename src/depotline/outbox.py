@@ -307,6 +307,8 @@ class Consumer:
 
     async def _claim_loop(self) -> None:
         listening: _Listening | None = None
+        loop = asyncio.get_running_loop()
+        next_look = loop.time()  # for URGENT events come due while the line is long
         try:
             while True:
                 if listening is None or listening.is_closed():
@@ -315,14 +317,17 @@ class Consumer:
                 # Claim only what idle handlers will take soon (the rest stays claimable by
                 # other workers, and nothing claimed waits long enough to be redelivered), and
                 # only once the line runs short: a claim is a transaction, worth several events.
-                # URGENT events jump the line.
+                # URGENT events jump the line: those just published, and once a poll interval
+                # those come due (a delayed one was announced before it could be claimed).
                 limit, urgent_only = 0, False
                 if len(self._line) <= self._low_water:
                     limit = 2 * self.concurrency - len(self._line)
-                elif self._urgent_published:
+                elif self._urgent_published or loop.time() >= next_look:
                     limit, urgent_only = self.concurrency, True
                 self._urgent_published = False
                 if limit:
+                    # Any claim takes the most urgent first: it is also the look for due ones.
+                    next_look = loop.time() + self.poll_seconds
                     try:
                         await self._line.add(await claim(self.db, limit, urgent_only=urgent_only))
                     except Exception:

@@ -280,8 +280,8 @@ async def test_an_urgent_event_is_handled_while_every_other_handler_waits(
     probe: None, db: Database
 ) -> None:
     """SMS paced by a slow carrier hold three of the four handlers and fill the line; a
-    caller's event published after them is handled at once, by the handler kept for urgent
-    events, without waiting for any of them."""
+    caller's event published after them, and one delayed until later, are handled as soon as
+    they are due, by the handler kept for urgent events, without waiting for any of them."""
     carrier = asyncio.Event()
 
     async def slow_send(
@@ -291,7 +291,8 @@ async def test_an_urgent_event_is_handled_while_every_other_handler_waits(
         await record_effect(session, event, context)
 
     handlers = {"probe.sms": [slow_send], TOPIC: [record_effect]}
-    consumer = outbox.Consumer(db, handlers, {}, concurrency=4, poll_seconds=60)
+    # Polling twice a second: only for the timeout below, which no commit announces when due.
+    consumer = outbox.Consumer(db, handlers, {}, concurrency=4, poll_seconds=0.5)
     consumer.start()
     try:
         await asyncio.sleep(0.3)  # listening
@@ -306,10 +307,24 @@ async def test_an_urgent_event_is_handled_while_every_other_handler_waits(
             return await effects(db) == ["caller"]
 
         assert await until(caller_handled, 3)
+        # An urgent event that comes due later (an offer's timeout) jumps the line too.
+        async with db.session() as session:
+            outbox.publish(
+                session,
+                TOPIC,
+                {"body": "timeout"},
+                priority=outbox.URGENT,
+                delay=timedelta(seconds=1),
+            )
+
+        async def timeout_handled() -> bool:
+            return await effects(db) == ["caller", "timeout"]
+
+        assert await until(timeout_handled, 4)
         carrier.set()
 
         async def all_handled() -> bool:
-            return len(await effects(db)) == 13
+            return len(await effects(db)) == 14
 
         assert await until(all_handled, 10)
     finally:
