@@ -309,7 +309,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return app
 
 
-def create_worker(settings: Settings | None = None, *, burst: bool = False) -> Worker:
+def create_worker(
+    settings: Settings | None = None, *, burst: bool = False, lane: str = "all"
+) -> Worker:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
 
@@ -328,4 +330,5 @@ def create_worker(settings: Settings | None = None, *, burst: bool = False) -> W
         handlers=OUTBOX_HANDLERS,
         burst=burst,
         on_startup=add_providers,
+        lane=lane,
     )
