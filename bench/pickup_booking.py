@@ -12,14 +12,13 @@ prefix zones and a polygon, no capacity limits) and a tenant API key, measures:
     order number, the order, its timeline line and its outbox events in one transaction).
 (b) time from booking to dispatch decision at steady RATES of bookings a second (open loop: a
     booking is sent every 1/rate s whatever the answers) for PACED_SECONDS each, with a
-    the WORKERS running (one `depotline worker --lane urgent`: dispatch and the depot's SMS;
-    one `--lane bulk --nice 10`: carrier hand-offs and bookkeeping):
+    `depotline worker` running (dispatch, and every other handler the assembly subscribes):
     `dispatched_at - created_at` of every order, both stamped by Depotline, p50/p95/p99, and
     to the first SMS to its depot handed to the gateway (its `sms_messages` row: the target);
     the API's answer time at that rate; and how long after the last booking every event the
     rate caused (carrier sends, delivery reports, timelines) had been handled, which says
-    whether the workers kept up or ran a backlog. (a)'s events are marked handled before the
-    workers start: (b) begins with an empty queue.
+    whether the worker kept up or ran a backlog. (a)'s events are marked handled before the
+    worker starts: (b) begins with an empty queue.
 
 Uses the embedded PostgreSQL and Redis in a temporary directory, or DATABASE_URL (an owner URL;
 a database is created on that server and dropped afterwards) and REDIS_URL when set. Prints a
@@ -85,9 +84,6 @@ CONCURRENCY = 16
 WARMUP = 30
 ROUNDS = 3
 BOOKINGS_PER_ROUND = 300
-#: The deployment measured: one worker for the urgent lane, one for bulk work at a lower CPU
-#: priority (`depotline worker --help`).
-WORKERS = (("--lane", "urgent"), ("--lane", "bulk", "--nice", "10"))
 RATES = (20.0, 50.0)  # bookings a second in (b): a moderate load, then the one asked for
 PACED_SECONDS = 20
 DISPATCH_WAIT_SECONDS = 120.0
@@ -195,39 +191,35 @@ def booking(n: int, day: date) -> dict[str, Any]:
 
 # -- processes ----------------------------------------------------------------------------------
 @contextmanager
-def worker_processes(env: dict[str, str], log: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """The WORKERS (`depotline worker`: the outbox consumer and the jobs) until the block ends."""
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "depotline", "worker", *options],
-            env=env,
-            cwd=ROOT,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        for options in WORKERS
-    ]
+def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`depotline worker` (the outbox relay and the jobs) until the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "depotline", "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 120
-        while asyncio.run(listening(env["DATABASE_URL"])) < len(processes):
-            if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
-                raise RuntimeError("a worker did not start:\n" + log.read_text()[-3000:])
+        while not asyncio.run(listening(env["DATABASE_URL"])):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the worker did not start:\n" + log.read_text()[-3000:])
             time.sleep(0.5)
-        yield processes
+        yield process
     finally:
-        for process in processes:
-            stop(process)
+        stop(process)
 
 
-async def listening(owner_url: str) -> int:
-    """How many workers are ready: each LISTENs for commits once its consumer runs."""
+async def listening(owner_url: str) -> bool:
+    """The worker is ready once its outbox consumer LISTENs for commits."""
     engine = create_async_engine(owner_url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
             found = await connection.scalar(
                 text("select count(*) from pg_stat_activity where query ilike 'listen%outbox%'")
             )
-            return int(found or 0)
+            return bool(found)
     finally:
         await engine.dispose()
 
@@ -501,7 +493,7 @@ def main() -> int:
             rounds, next_n = asyncio.run(throughput(base, key, day, 0))
             print("  (a) done; starting the worker for (b)")
             asyncio.run(forget_backlog(owner_url))
-            with worker_processes(env, workdir / "worker.log"):
+            with worker_process(env, workdir / "worker.log"):
                 for rate in RATES:
                     since = datetime.now(UTC)
                     latencies, errors, achieved = asyncio.run(paced(base, key, day, next_n, rate))
@@ -529,7 +521,7 @@ def main() -> int:
         "setup": {
             "servers": "embedded PostgreSQL and Redis" if embedded else "DATABASE_URL / REDIS_URL",
             "app": "depotline serve: uvicorn, 1 worker, 127.0.0.1",
-            "workers": [f"depotline worker {' '.join(w)}" for w in WORKERS],
+            "worker": "depotline worker (outbox relay every second), phase (b) only",
             "client": f"httpx.AsyncClient, {CONCURRENCY} concurrent requests in (a)",
             "rounds": ROUNDS,
             "bookings_per_round": BOOKINGS_PER_ROUND,

@@ -309,9 +309,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return app
 
 
-def create_worker(
-    settings: Settings | None = None, *, burst: bool = False, lane: str = "all"
-) -> Worker:
+def create_worker(settings: Settings | None = None, *, burst: bool = False) -> Worker:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
 
@@ -330,5 +328,4 @@ def create_worker(
         handlers=OUTBOX_HANDLERS,
         burst=burst,
         on_startup=add_providers,
-        lane=lane,
     )

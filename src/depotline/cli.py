@@ -124,31 +124,13 @@ def serve(host: str | None, port: int | None) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
-@click.option(
-    "--lane",
-    type=click.Choice(["all", "urgent", "bulk"]),
-    default="all",
-    show_default=True,
-    help="The outbox events it takes: all; urgent (calls, dispatch, inbound SMS) only; or "
-    "bulk (SMS hand-offs and bookkeeping) only. Run one urgent and one bulk worker to keep "
-    "callers and dispatch clear of bursts of bulk work.",
-)
-@click.option(
-    "--nice",
-    type=click.IntRange(0, 19),
-    default=0,
-    show_default=True,
-    help="Lower this process's CPU priority (for a bulk worker sharing CPUs with the web app).",
-)
-def worker(burst: bool, lane: str, nice: int) -> None:
+def worker(burst: bool) -> None:
     """Run the arq worker only (needs DATABASE_URL and REDIS_URL)."""
     from depotline.app import create_worker
 
     settings = _settings()
     _require_servers(settings)
-    if nice:
-        os.nice(nice)
-    create_worker(settings, burst=burst, lane=lane).run()
+    create_worker(settings, burst=burst).run()
 
 
 @main.command()

@@ -55,11 +55,7 @@ def build_worker(
     handlers: Mapping[str, Sequence[outbox.Handler]] | None = None,
     burst: bool = False,
     on_startup: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
-    lane: str = "all",
 ) -> Worker:
-    """arq's worker with the outbox consumer (unless `burst`), taking the outbox events of
-    `lane` (`outbox.LANES`)."""
-
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["db"] = Database(settings.app_url, pool_size=settings.db_pool_size)
         ctx["handlers"] = handlers or {}
@@ -69,11 +65,7 @@ def build_worker(
         if not burst:
             # Handlers share the pool with arq's jobs: leave them a few connections.
             consumer = outbox.Consumer(
-                ctx["db"],
-                ctx["handlers"],
-                ctx,
-                concurrency=max(1, settings.db_pool_size - 2),
-                lane=outbox.LANES[lane],
+                ctx["db"], ctx["handlers"], ctx, concurrency=max(1, settings.db_pool_size - 2)
             )
             consumer.start()
             ctx["outbox_consumer"] = consumer

@@ -42,10 +42,6 @@ CHANNEL = "outbox_events"
 #: carrier, already queued in the gateway (their carrier paces them anyway). NORMAL: bookkeeping
 #: (timelines, delivery reports, contact history).
 URGENT, SOON, NORMAL = 0, 1, 2
-#: The priorities a worker takes (most and least urgent): every event, or one lane of a split
-#: deployment. A worker for the urgent lane alone keeps callers' events and dispatch clear of
-#: bulk work (SMS hand-offs, bookkeeping), however much of it a burst leaves.
-LANES = {"all": (URGENT, NORMAL), "urgent": (URGENT, URGENT), "bulk": (SOON, NORMAL)}
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -109,14 +105,12 @@ class OutboxRepository:
         query = self._pending(now).limit(limit).with_for_update(skip_locked=True)
         return (await self.session.exec(query)).all()
 
-    async def claim(
-        self, limit: int, now: datetime, lane: tuple[int, int] = LANES["all"]
-    ) -> list[Claimed]:
-        """Mark up to `limit` pending events of the `lane`'s priorities handed over, in one
-        statement, most urgent and oldest first."""
+    async def claim(self, limit: int, now: datetime, *, urgent_only: bool = False) -> list[Claimed]:
+        """Mark up to `limit` pending events handed over, in one statement, most urgent and
+        oldest first; `urgent_only`: URGENT ones alone."""
         pending = self._pending(now)
-        if lane != LANES["all"]:
-            pending = pending.where(col(OutboxEvent.priority).between(*lane))
+        if urgent_only:
+            pending = pending.where(col(OutboxEvent.priority) <= URGENT)
         chosen = (
             pending.with_only_columns(col(OutboxEvent.id))
             .limit(limit)
@@ -184,11 +178,11 @@ def job_id(event: OutboxEvent) -> str:
     return f"outbox:{event.id}:{event.attempts}"
 
 
-async def claim(db: Database, limit: int, lane: tuple[int, int] = LANES["all"]) -> list[Claimed]:
-    """Take up to `limit` pending events of the `lane` for this process. Committed at once, so
-    other consumers skip them; not handled by REDELIVER_AFTER, they come back."""
+async def claim(db: Database, limit: int, *, urgent_only: bool = False) -> list[Claimed]:
+    """Take up to `limit` pending events for this process. Committed at once, so other
+    consumers skip them; not handled by REDELIVER_AFTER, they come back."""
     async with db.session() as session:
-        return await OutboxRepository(session).claim(limit, utcnow(), lane)
+        return await OutboxRepository(session).claim(limit, utcnow(), urgent_only=urgent_only)
 
 
 async def relay(db: Database, enqueue: Enqueue, *, limit: int = 200) -> int:
@@ -263,10 +257,9 @@ class Consumer:
     most urgent first; `concurrency` tasks handle them, each event in its own transaction, and
     a quarter of those take URGENT events only: a caller's event never waits behind SMS that
     their carrier paces. A commit that published an URGENT event (the NOTIFY says so) has it
-    claimed at once, even while the line is long. `lane`: the priorities it takes (`LANES`).
-    Several workers may each run one: claims skip locked rows, so no event is handled twice. A
-    failed event keeps its error and is claimed again after REDELIVER_AFTER, up to
-    MAX_ATTEMPTS, as with the relay.
+    claimed at once, even while the line is long. Several workers may each run one: claims skip
+    locked rows, so no event is handled twice. A failed event keeps its error and is claimed
+    again after REDELIVER_AFTER, up to MAX_ATTEMPTS, as with the relay.
     """
 
     def __init__(
@@ -277,10 +270,8 @@ class Consumer:
         *,
         concurrency: int = 8,
         poll_seconds: float = 1.0,
-        lane: tuple[int, int] = LANES["all"],
     ) -> None:
         self.db = db
-        self.lane = lane
         self.handlers = handlers
         self.context = context
         self.concurrency = concurrency
@@ -293,8 +284,7 @@ class Consumer:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        # Handlers kept for URGENT events when the lane has others too.
-        reserved = self.concurrency // 4 if self.lane[0] == URGENT < self.lane[1] else 0
+        reserved = self.concurrency // 4
         self._tasks = [asyncio.create_task(self._claim_loop(), name="outbox-claims")]
         self._tasks += [
             asyncio.create_task(self._handle_loop(urgent_only=n < reserved), name=f"outbox-{n}")
@@ -329,17 +319,17 @@ class Consumer:
                 # only once the line runs short: a claim is a transaction, worth several events.
                 # URGENT events jump the line: those just published, and once a poll interval
                 # those come due (a delayed one was announced before it could be claimed).
-                limit, lane = 0, self.lane
+                limit, urgent_only = 0, False
                 if len(self._line) <= self._low_water:
                     limit = 2 * self.concurrency - len(self._line)
-                elif lane[0] == URGENT and (self._urgent_published or loop.time() >= next_look):
-                    limit, lane = self.concurrency, LANES["urgent"]
+                elif self._urgent_published or loop.time() >= next_look:
+                    limit, urgent_only = self.concurrency, True
                 self._urgent_published = False
                 if limit:
                     # Any claim takes the most urgent first: it is also the look for due ones.
                     next_look = loop.time() + self.poll_seconds
                     try:
-                        await self._line.add(await claim(self.db, limit, lane))
+                        await self._line.add(await claim(self.db, limit, urgent_only=urgent_only))
                     except Exception:
                         log.exception("outbox claim failed")
                 with suppress(TimeoutError):

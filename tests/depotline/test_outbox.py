@@ -276,23 +276,6 @@ async def test_a_backlog_is_claimed_most_urgent_first_then_oldest(db: Database) 
     assert rest == ["timeline 1", "timeline 2"]  # claimed ones are not handed out again
 
 
-async def test_a_worker_on_one_lane_claims_only_its_priorities(db: Database) -> None:
-    published: dict[str, outbox.OutboxEvent] = {}
-    for body, priority in (
-        ("timeline", outbox.NORMAL),
-        ("sms", outbox.SOON),
-        ("dispatch", outbox.URGENT),
-    ):
-        async with db.session() as session:
-            published[body] = outbox.publish(session, TOPIC, {"body": body}, priority=priority)
-    by_id = {event.id: body for body, event in published.items()}
-
-    bulk = [by_id[e.id] for e in await outbox.claim(db, 10, outbox.LANES["bulk"])]
-    assert bulk == ["sms", "timeline"]
-    urgent = [by_id[e.id] for e in await outbox.claim(db, 10, outbox.LANES["urgent"])]
-    assert urgent == ["dispatch"]
-
-
 async def test_an_urgent_event_is_handled_while_every_other_handler_waits(
     probe: None, db: Database
 ) -> None:
