@@ -11,7 +11,7 @@ from sqlalchemy import Column, DateTime, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field, SQLModel
 
-from depotline.db import TenantOwned, utcnow
+from depotline.db import TenantOwned, empty_list, utcnow
 
 
 class Strategy(StrEnum):
@@ -150,7 +150,7 @@ class Call(TenantOwned, table=True):
     transfer_note: str | None = None
     #: Each earlier agent's part of the call: agent_id, answered_at, ended_at, how, wrap-up.
     legs: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
+        default_factory=empty_list, sa_column=Column(JSONB, nullable=False, server_default="[]")
     )
     #: The third party of a three-way call (a number, or "agent:<user id>").
     conference_with: str | None = None
@@ -196,7 +196,7 @@ class ContactCenterSettings(TenantOwned, table=True):
         default=None, sa_column=Column(JSONB, nullable=True)
     )
     vip_numbers: list[str] = Field(
-        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
+        default_factory=empty_list, sa_column=Column(ARRAY(TEXT), nullable=False)
     )
     survey_enabled: bool = False
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

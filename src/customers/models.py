@@ -12,7 +12,7 @@ from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field
 
-from depotline.db import TenantOwned, utcnow
+from depotline.db import TenantOwned, empty_list, utcnow
 
 
 class Tier(StrEnum):
@@ -50,7 +50,9 @@ class Customer(TenantOwned, table=True):
 
     name: str | None = None
     tier: Tier = Field(default=Tier.STANDARD, sa_type=TEXT)
-    tags: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    tags: list[str] = Field(
+        default_factory=empty_list, sa_column=Column(ARRAY(TEXT), nullable=False)
+    )
     notes: str = ""
     language: str = "en"  # en, zh_Hans or zh_Hant: what SMS and callbacks use
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
@@ -117,7 +119,7 @@ class CustomerImport(TenantOwned, table=True):
     rejected: int = 0
     created: int = 0  # accepted rows that made a new profile (the rest updated one)
     report: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
+        default_factory=empty_list, sa_column=Column(JSONB, nullable=False)
     )
     error: str | None = None
     created_by: UUID | None = None

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import DateTime, event, text
@@ -59,6 +60,13 @@ def user_scope(user_id: UUID) -> Iterator[UUID]:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def empty_list() -> list[Any]:
+    """`default_factory` of list columns. Not the builtin `list`: pydantic reads a default
+    factory's signature each time a model is built, and for `list` that is a failed parse of
+    ~45 µs, paid for every row an insert creates (a call on every inbound webhook)."""
+    return []
 
 
 class TenantOwned(SQLModel):

@@ -17,7 +17,7 @@ from sqlalchemy import Column, DateTime, Integer, Numeric, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field
 
-from depotline.db import TenantOwned, utcnow
+from depotline.db import TenantOwned, empty_list, utcnow
 
 
 class OrderKind(StrEnum):
@@ -95,7 +95,7 @@ class Depot(TenantOwned, table=True):
     )
     #: E.164 numbers that receive dispatch SMS and may answer them.
     sms_contacts: list[str] = Field(
-        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
+        default_factory=empty_list, sa_column=Column(ARRAY(TEXT), nullable=False)
     )
     #: The language dispatch SMS to this depot are written in (en, zh_Hans, zh_Hant).
     language: str = "zh_Hans"
@@ -140,10 +140,10 @@ class Zone(TenantOwned, table=True):
     depot_id: UUID
     priority: int = 0
     postal_codes: list[str] = Field(
-        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
+        default_factory=empty_list, sa_column=Column(ARRAY(TEXT), nullable=False)
     )
     postal_prefixes: list[str] = Field(
-        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
+        default_factory=empty_list, sa_column=Column(ARRAY(TEXT), nullable=False)
     )
     #: A GeoJSON Polygon or MultiPolygon geometry (longitude, latitude), or None.
     polygon: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
@@ -196,7 +196,7 @@ class Order(TenantOwned, table=True):
     timezone: str
 
     parcels: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
+        default_factory=empty_list, sa_column=Column(JSONB, nullable=False)
     )
     parcel_count: int = 0
     weight_kg: float = 0.0

@@ -16,7 +16,7 @@ from sqlalchemy import Column, DateTime, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field, SQLModel
 
-from depotline.db import TenantOwned, utcnow
+from depotline.db import TenantOwned, empty_list, utcnow
 
 
 class TenantKind(StrEnum):
@@ -144,7 +144,9 @@ class ApiKey(TenantOwned, table=True):
     prefix: str = Field(unique=True)  # shown in lists; the secret part is only ever hashed
     key_hash: str
     role: Role = Field(sa_type=TEXT)
-    scopes: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    scopes: list[str] = Field(
+        default_factory=empty_list, sa_column=Column(ARRAY(TEXT), nullable=False)
+    )
     created_by: UUID | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
