@@ -42,6 +42,8 @@ CHANNEL = "outbox_events"
 #: carrier, already queued in the gateway (their carrier paces them anyway). NORMAL: bookkeeping
 #: (timelines, delivery reports, contact history).
 URGENT, SOON, NORMAL = 0, 1, 2
+#: URGENT events taken this recently make the consumer hold back on the rest (`_Line`).
+URGENT_RECENT_SECONDS = 1.0
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -254,12 +256,13 @@ class Consumer:
 
     One task claims events (woken by the NOTIFY of each commit that published some, by a handler
     finishing, or once a second for events whose `available_at` has come) into a local line,
-    most urgent first; `concurrency` tasks handle them, each event in its own transaction, and
-    a quarter of those take URGENT events only: a caller's event never waits behind SMS that
-    their carrier paces. A commit that published an URGENT event (the NOTIFY says so) has it
-    claimed at once, even while the line is long. Several workers may each run one: claims skip
-    locked rows, so no event is handled twice. A failed event keeps its error and is claimed
-    again after REDELIVER_AFTER, up to MAX_ATTEMPTS, as with the relay.
+    most urgent first; `concurrency` tasks handle them, each event in its own transaction; a
+    quarter of those take URGENT events only (a caller's event never waits behind SMS that
+    their carrier paces), and while URGENT events flow at most a quarter work on the rest. A
+    commit that published an URGENT event (the NOTIFY says so) has it claimed at once, even
+    while the line is long. Several workers may each run one: claims skip locked rows, so no
+    event is handled twice. A failed event keeps its error and is claimed again after
+    REDELIVER_AFTER, up to MAX_ATTEMPTS, as with the relay.
     """
 
     def __init__(
@@ -278,7 +281,7 @@ class Consumer:
         self.poll_seconds = poll_seconds
         self.handled = 0
         self._low_water = concurrency // 2
-        self._line = _Line()
+        self._line = _Line(bulk_share=concurrency // 4)
         self._wake = asyncio.Event()
         self._urgent_published = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -358,21 +361,30 @@ class Consumer:
         while True:
             event = await self._line.take(urgent_only=urgent_only)
             # A failure is logged and kept on the event by handle_claimed; claimed again later.
-            with suppress(Exception):
-                await handle_claimed(
-                    self.db, self.handlers, event.id, event.tenant_id, self.context
-                )
-                self.handled += 1
+            try:
+                with suppress(Exception):
+                    await handle_claimed(
+                        self.db, self.handlers, event.id, event.tenant_id, self.context
+                    )
+                    self.handled += 1
+            finally:
+                await self._line.done(event)
             if len(self._line) <= self._low_water:
                 self._wake.set()
 
 
 class _Line:
-    """Claimed events waiting for a handler, most urgent then oldest first."""
+    """Claimed events waiting for a handler, most urgent then oldest first. While URGENT events
+    flow (one taken within URGENT_RECENT_SECONDS), at most `bulk_share` handlers work on other
+    events at a time: they share one event loop, and a handler busy with bookkeeping slows the
+    urgent ones beside it. Otherwise every handler may take any event."""
 
-    def __init__(self) -> None:
+    def __init__(self, bulk_share: int) -> None:
         self._waiting: list[Claimed] = []
         self._changed = asyncio.Condition()
+        self._bulk_share = max(1, bulk_share)
+        self._bulk_running = 0
+        self._urgent_taken_at = -URGENT_RECENT_SECONDS
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -384,12 +396,30 @@ class _Line:
             self._changed.notify_all()
 
     async def take(self, *, urgent_only: bool) -> Claimed:
+        loop = asyncio.get_running_loop()
+
         def ready() -> bool:
-            return bool(self._waiting) and (not urgent_only or self._waiting[0].priority <= URGENT)
+            if not self._waiting:
+                return False
+            if self._waiting[0].priority <= URGENT:
+                return True
+            urgent_flowing = loop.time() - self._urgent_taken_at < URGENT_RECENT_SECONDS
+            return not urgent_only and (not urgent_flowing or self._bulk_running < self._bulk_share)
 
         async with self._changed:
             await self._changed.wait_for(ready)
-            return heapq.heappop(self._waiting)
+            event = heapq.heappop(self._waiting)
+            if event.priority <= URGENT:
+                self._urgent_taken_at = loop.time()
+            else:
+                self._bulk_running += 1
+            return event
+
+    async def done(self, event: Claimed) -> None:
+        if event.priority > URGENT:
+            async with self._changed:
+                self._bulk_running -= 1
+                self._changed.notify_all()
 
 
 class _Listening:

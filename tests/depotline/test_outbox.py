@@ -330,3 +330,53 @@ async def test_an_urgent_event_is_handled_while_every_other_handler_waits(
     finally:
         carrier.set()
         await consumer.stop()
+
+
+async def test_while_urgent_events_flow_bulk_work_keeps_to_a_quarter_of_the_handlers(
+    probe: None, db: Database
+) -> None:
+    """Handlers share one event loop: during a burst of callers' events, bookkeeping runs two at
+    a time beside them; once no urgent event has come for a while, it takes every handler
+    but the two kept for urgent events."""
+    running, most = 0, 0
+    gate = asyncio.Event()
+
+    async def bulk(
+        session: AsyncSession, event: outbox.OutboxEvent, context: Mapping[str, Any]
+    ) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await gate.wait()
+        finally:
+            running -= 1
+
+    async def burst_of_bulk_work(*, with_a_caller: bool) -> None:
+        async with db.session() as session:  # one commit: claimed together, the caller first
+            if with_a_caller:
+                outbox.publish(session, TOPIC, {"body": "caller"}, priority=outbox.URGENT)
+            for n in range(8):
+                outbox.publish(session, "probe.sms", {"body": f"sms {n}"}, priority=outbox.SOON)
+        await asyncio.sleep(0.5)
+
+    handlers = {"probe.sms": [bulk], TOPIC: [record_effect]}
+    consumer = outbox.Consumer(db, handlers, {}, concurrency=8, poll_seconds=0.2)
+    consumer.start()
+    try:
+        await asyncio.sleep(0.3)  # listening
+        await burst_of_bulk_work(with_a_caller=True)
+        assert await effects(db) == ["caller"]
+        assert most == 2
+        gate.set()
+        await asyncio.sleep(0.5)
+        assert running == 0
+
+        gate.clear()
+        most = 0
+        await asyncio.sleep(outbox.URGENT_RECENT_SECONDS)  # no urgent event since
+        await burst_of_bulk_work(with_a_caller=False)
+        assert most == 6
+    finally:
+        gate.set()
+        await consumer.stop()
