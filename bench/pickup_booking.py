@@ -35,8 +35,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 from support import (
     Bar,
@@ -100,6 +100,18 @@ def percentile(values: list[float], share: float) -> float:
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
+
+
+@asynccontextmanager
+async def owner_connection(owner_url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection of the database's owner (outside any tenant scope), closed at the end;
+    committed there when the block made changes."""
+    engine = create_async_engine(owner_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    finally:
+        await engine.dispose()
 
 
 # -- the tenant ---------------------------------------------------------------------------------
@@ -213,15 +225,11 @@ def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[
 
 async def listening(owner_url: str) -> bool:
     """The worker is ready once its outbox consumer LISTENs for commits."""
-    engine = create_async_engine(owner_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            found = await connection.scalar(
-                text("select count(*) from pg_stat_activity where query ilike 'listen%outbox%'")
-            )
-            return bool(found)
-    finally:
-        await engine.dispose()
+    async with owner_connection(owner_url) as connection:
+        found = await connection.scalar(
+            text("select count(*) from pg_stat_activity where query ilike 'listen%outbox%'")
+        )
+        return bool(found)
 
 
 # -- (a) throughput -----------------------------------------------------------------------------
@@ -321,42 +329,34 @@ async def paced(
 
 async def events_since(owner_url: str, since: datetime) -> dict[str, int]:
     """Outbox events published since `since`, by topic: what the worker had to handle."""
-    engine = create_async_engine(owner_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            rows = await connection.execute(
-                text(
-                    "select topic, count(*) from outbox_events where created_at >= :since "
-                    "group by topic order by topic"
-                ),
-                {"since": since},
-            )
-            return {str(topic): int(count) for topic, count in rows.all()}
-    finally:
-        await engine.dispose()
+    async with owner_connection(owner_url) as connection:
+        rows = await connection.execute(
+            text(
+                "select topic, count(*) from outbox_events where created_at >= :since "
+                "group by topic order by topic"
+            ),
+            {"since": since},
+        )
+        return {str(topic): int(count) for topic, count in rows.all()}
 
 
 async def backlog_cleared(owner_url: str, since: datetime, sent: float) -> float | None:
     """Seconds from the last booking of a rate until every event it caused that is due has
     been handled (bookkeeping and carrier sends included): how far behind the worker ran.
     None when not cleared within BACKLOG_WAIT_SECONDS."""
-    engine = create_async_engine(owner_url, poolclass=NullPool)
-    try:
-        while time.monotonic() - sent < BACKLOG_WAIT_SECONDS:
-            async with engine.connect() as connection:
-                left = await connection.scalar(
-                    text(
-                        "select count(*) from outbox_events where created_at >= :since "
-                        "and processed_at is null and available_at <= now()"
-                    ),
-                    {"since": since},
-                )
-            if not left:
-                return round(time.monotonic() - sent, 1)
-            await asyncio.sleep(0.5)
-        return None
-    finally:
-        await engine.dispose()
+    while time.monotonic() - sent < BACKLOG_WAIT_SECONDS:
+        async with owner_connection(owner_url) as connection:
+            left = await connection.scalar(
+                text(
+                    "select count(*) from outbox_events where created_at >= :since "
+                    "and processed_at is null and available_at <= now()"
+                ),
+                {"since": since},
+            )
+        if not left:
+            return round(time.monotonic() - sent, 1)
+        await asyncio.sleep(0.5)
+    return None
 
 
 async def dispatch_delays(
@@ -430,14 +430,10 @@ def summary(
 async def forget_backlog(owner_url: str) -> None:
     """(a) measured bookings alone: mark their events handled so (b) starts with an empty
     queue (their orders stay booked, outside (b)'s window)."""
-    engine = create_async_engine(owner_url, poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                text("update outbox_events set processed_at = now() where processed_at is null")
-            )
-    finally:
-        await engine.dispose()
+    async with owner_connection(owner_url) as connection:
+        await connection.execute(
+            text("update outbox_events set processed_at = now() where processed_at is null")
+        )
 
 
 def chart(at_rate: dict[str, dict[str, Any]], results: dict[str, Any]) -> str:
